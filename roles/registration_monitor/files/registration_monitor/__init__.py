@@ -1,0 +1,3 @@
+"""Registration monitor for the webrtc-genesys gateway."""
+
+__version__ = "0.1.0"
