@@ -3,7 +3,8 @@
 
     gateway-state --project /opt/gcti_apps/webrtc-genesys --rpc http://127.0.0.1:5071
 
-Prints {"mode", "services", "asterisk": {"contacts", "registrations"}, "kamailio": {"forwarded"}}:
+Prints {"mode", "services", "bound", "asterisk": {"contacts", "registrations"}, "kamailio": {"forwarded"}}:
+  bound          {"static": [DN...], "forwarded": [DN...]}: DNs bound at Genesys by each path.
   contacts       DN -> list of {"uri", "status"}: the clients registered at Asterisk.
   registrations  DN -> {"name", "status", "expires"}: Asterisk's static registrations at Genesys.
   forwarded      DN -> {"code", "expires", "time"}: Genesys's last answer to Kamailio's mirror.
@@ -17,6 +18,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -111,7 +113,15 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         asterisk["contacts"] = parse_contacts(asterisk_cli(project, "pjsip show contacts"))
         asterisk["registrations"] = parse_registrations(asterisk_cli(project, "pjsip show registrations"), prefix)
     forwarded = kamailio_forwarded(rpc_url) if services["kamailio"] else None
+    now = time.time()
+    bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
+    bound_forwarded = sorted(
+        dn
+        for dn, fwd in (forwarded or {}).items()
+        if 200 <= fwd["code"] < 300 and fwd["expires"] > 0 and fwd["time"] + fwd["expires"] > now
+    )
     return {
+        "bound": {"static": bound_static, "forwarded": bound_forwarded},
         "mode": mode_file.read_text().strip() if mode_file.exists() else None,
         "services": services,
         "asterisk": asterisk,
