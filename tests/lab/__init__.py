@@ -1,0 +1,196 @@
+"""Helpers that talk to the embedded lab exactly as an operator would.
+
+Everything here reaches only loopback addresses (127.0.0.54 gateway, 127.0.0.81 stand-in) and
+the lab's own docker compose projects. Values come from inventories/lab, never hard-coded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from genesys_bindings import dump as _dump_bindings  # noqa: E402
+
+LAB_VARS: dict[str, Any] = yaml.safe_load((ROOT / "inventories/lab/group_vars/gateways.yml").read_text())
+PROJECT = Path(LAB_VARS["webrtc_project_dir"])
+GATEWAY = LAB_VARS["webrtc_gateway_address"]
+GENESYS = LAB_VARS["webrtc_genesys_address"]
+WSS_URL = f"wss://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/ws"
+STANDIN_RPC = f"http://{GENESYS}:8081/RPC"
+KAMAILIO_RPC = f"http://{LAB_VARS['webrtc_kamailio_rpc_address']}:5071/RPC"
+DN_PASSWORDS: dict[str, str] = {d["dn"]: d["password"] for d in LAB_VARS["webrtc_dns"]}
+CLIENT = ROOT / "tests/clients/sip-client.mjs"
+
+T = TypeVar("T")
+
+
+def assert_loopback(address: str) -> None:
+    if not address.startswith("127."):
+        raise AssertionError(f"lab tests only talk to loopback, refused {address}")
+
+
+for _address in (GATEWAY, GENESYS):
+    assert_loopback(_address)
+
+
+def genesys_bindings() -> dict[str, list[dict[str, Any]]]:
+    """The stand-in registrar's bindings: {"1002": [{"contact", "expires"}]}."""
+    return _dump_bindings(STANDIN_RPC)
+
+
+def compose(*args: str, project: Path = PROJECT, check: bool = True, timeout: float = 60) -> str:
+    result = subprocess.run(
+        ["docker", "compose", "--project-directory", str(project), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker compose {' '.join(args)} failed: {result.stderr}")
+    return result.stdout + result.stderr
+
+
+def service_log(service: str, since: str | None = None) -> str:
+    args = ["logs", "--no-log-prefix", "--no-color"]
+    if since:
+        args += ["--since", since]
+    return compose(*args, service)
+
+
+def asterisk_cli(command: str) -> str:
+    return compose("exec", "-T", "asterisk", "asterisk", "-rx", command)
+
+
+def gateway_state() -> dict[str, Any]:
+    out = subprocess.run(
+        [str(PROJECT / "bin/gateway-state"), "--project", str(PROJECT), "--rpc", KAMAILIO_RPC],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    state: dict[str, Any] = json.loads(out)
+    return state
+
+
+def kamailio_rpc(method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
+    request = urllib.request.Request(KAMAILIO_RPC, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - lab loopback
+        return json.load(response).get("result")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, interval: float = 0.2) -> T:
+    """Poll until probe() returns something truthy; fail with `what` if it never does."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Client:
+    """A running JsSIP client process (node tests/clients/sip-client.mjs)."""
+
+    proc: subprocess.Popen[str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def read_until(self, event: str, dns: set[str], timeout: float = 20) -> list[dict[str, Any]]:
+        """Read events until every DN in dns reported `event` (registered, unregistered...)."""
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while seen < dns:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"clients {sorted(dns - seen)} never reported {event}: {self.events[-10:]}")
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"client exited before {event}: {self.events[-10:]}")
+            item = json.loads(line)
+            self.events.append(item)
+            if item["event"] == event:
+                seen.add(item["dn"])
+            if item["event"] == "registrationFailed" and event == "registered":
+                raise AssertionError(f"registration failed: {item}")
+        return self.events
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def client_command(users: dict[str, str], action: str, *extra: str, url: str = WSS_URL) -> list[str]:
+    cmd = ["node", "--no-warnings", str(CLIENT), "--url", url, "--action", action]
+    for dn, password in users.items():
+        cmd += ["--user", f"{dn}:{password}"]
+    return [*cmd, *extra]
+
+
+def client_env() -> dict[str, str]:
+    # The lab certificate is self-signed: trust it in the test client only.
+    return {**os.environ, "NODE_TLS_REJECT_UNAUTHORIZED": "0"}
+
+
+def run_client(users: dict[str, str], action: str, *extra: str, timeout: float = 40) -> list[dict[str, Any]]:
+    """Run a client to completion (register / unregister) and return its events."""
+    result = subprocess.run(
+        client_command(users, action, *extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=client_env(),
+        check=False,
+    )
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0:
+        raise AssertionError(f"client {action} failed ({result.returncode}): {events} {result.stderr[-500:]}")
+    return events
+
+
+@contextmanager
+def held_clients(users: dict[str, str], *extra: str, reconnect: bool = True) -> Iterator[Client]:
+    """Clients that register and stay registered (reconnecting like the Electron app)."""
+    args = [*extra, "--reconnect"] if reconnect else list(extra)
+    proc = subprocess.Popen(
+        client_command(users, "hold", *args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=client_env(),
+    )
+    client = Client(proc)
+    try:
+        client.read_until("registered", set(users))
+        yield client
+    finally:
+        client.stop()
+
+
+def error_lines(text: str) -> list[str]:
+    """Lines a daemon logged at ERROR (or worse) level."""
+    markers = ("ERROR", "CRITICAL", "ALERT", "[emerg]", "[crit]", "[alert]")
+    return [line for line in text.splitlines() if any(m in line for m in markers)]
