@@ -1,0 +1,96 @@
+"""kamailio mode, as an operator checks it after `revert.yml`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GATEWAY,
+    PROJECT,
+    asterisk_cli,
+    compose,
+    genesys_bindings,
+    held_clients,
+    run_client,
+    service_log,
+    wait_for,
+)
+from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
+    test_nginx_config_is_valid_for_nginx,
+    test_no_error_lines_since_start,
+    test_secret_files_are_not_world_readable,
+)
+
+SEED_SEQUENCE = [
+    "REGISTER from sip:1002@",
+    "Initial REGISTER - forwarding to Asterisk for auth challenge",
+    "Asterisk REGISTER reply: 401 Unauthorized",
+    "Authenticated REGISTER - validating with Asterisk then forwarding to Genesys",
+    "Asterisk REGISTER reply: 200 OK",
+    "Asterisk accepted REGISTER - now forwarding to Genesys",
+    "Sending REGISTER to Genesys for DN 1002",
+    "Genesys REGISTER reply for DN 1002",
+]
+
+
+@pytest.fixture
+def running_services() -> list[str]:
+    return ["nginx", "kamailio", "asterisk", "registration-monitor"]
+
+
+def test_kamailio_websocket_port_is_listening(host) -> None:
+    assert host.socket(f"tcp://{GATEWAY}:8080").is_listening
+
+
+def test_kamailio_sip_listener_is_up(host) -> None:
+    assert host.socket(f"udp://{GATEWAY}:5070").is_listening
+
+
+def test_all_services_run(host) -> None:
+    running = compose("ps", "--status", "running", "--format", "{{.Service}}").split()
+    assert sorted(running) == ["asterisk", "kamailio", "nginx", "registration-monitor"]
+
+
+def test_no_static_registrations() -> None:
+    assert "No objects found." in asterisk_cli("pjsip show registrations")
+    lines = (PROJECT / "asterisk/etc/pjsip.conf").read_text().splitlines()
+    assert "type=registration" not in [line.strip() for line in lines]
+
+
+def test_nginx_sends_ws_to_kamailio(host) -> None:
+    conf = host.file(str(PROJECT / "nginx/nginx.conf")).content_string
+    assert f"server {GATEWAY}:8080;" in conf
+    health = host.run(f"curl -sk https://{GATEWAY}:8443/healthz")
+    assert health.stdout.strip() == "ok kamailio"
+
+
+def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
+    with held_clients({"1002": DN_PASSWORDS["1002"]}):
+        binding = wait_for(
+            "1002 bound at the Genesys stand-in through Kamailio",
+            lambda: [b for b in genesys_bindings().get("1002", []) if ";line=" not in b["contact"]],
+        )
+        assert binding[0]["contact"] == f"sip:1002@{GATEWAY}:5060"
+        assert 590 <= binding[0]["expires"] <= 600
+        assert "1002/" in asterisk_cli("pjsip show contacts")
+        log = wait_for(
+            "Genesys's answer in Kamailio's log",
+            lambda: (lambda text: text if "Genesys REGISTER reply for DN 1002" in text else None)(
+                service_log("kamailio", since=since)
+            ),
+        )
+    positions = [log.find(step) for step in SEED_SEQUENCE]
+    assert -1 not in positions, dict(zip(SEED_SEQUENCE, positions, strict=True))
+    assert positions == sorted(positions), "the seed's log sequence is out of order"
+
+
+def test_unregister_removes_the_genesys_binding() -> None:
+    run_client({"1002": DN_PASSWORDS["1002"]}, "unregister")
+    wait_for(
+        "1002's forwarded binding removed at the stand-in",
+        lambda: not [b for b in genesys_bindings().get("1002", []) if ";line=" not in b["contact"]],
+        timeout=3,
+    )

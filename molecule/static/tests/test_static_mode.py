@@ -1,0 +1,59 @@
+"""static mode, as an operator checks it after `rollback.yml`."""
+
+from __future__ import annotations
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GATEWAY,
+    PROJECT,
+    asterisk_cli,
+    compose,
+    genesys_bindings,
+    held_clients,
+    wait_for,
+)
+from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
+    test_nginx_config_is_valid_for_nginx,
+    test_no_error_lines_since_start,
+    test_secret_files_are_not_world_readable,
+)
+
+
+@pytest.fixture
+def running_services() -> list[str]:
+    return ["nginx", "asterisk", "registration-monitor"]
+
+
+def test_kamailio_is_stopped() -> None:
+    running = compose("ps", "--status", "running", "--format", "{{.Service}}").split()
+    assert sorted(running) == ["asterisk", "nginx", "registration-monitor"]
+
+
+def test_nginx_sends_ws_to_asterisk(host) -> None:
+    conf = host.file(str(PROJECT / "nginx/nginx.conf")).content_string
+    assert f"server {GATEWAY}:8088;" in conf
+    assert host.run(f"curl -sk https://{GATEWAY}:8443/healthz").stdout.strip() == "ok static"
+
+
+def test_every_dn_has_a_registered_static_registration() -> None:
+    out = asterisk_cli("pjsip show registrations")
+    for dn in DN_PASSWORDS:
+        rows = [line for line in out.splitlines() if f"genesys-reg-{dn}/" in line]
+        assert rows and "Registered" in rows[0], out
+
+
+def test_standin_holds_the_dns_bound_by_asterisk() -> None:
+    bindings = genesys_bindings()
+    for dn in DN_PASSWORDS:
+        lines = [b for b in bindings.get(dn, []) if b["contact"].startswith(f"sip:{dn}@{GATEWAY}:5060;line=")]
+        assert lines, bindings
+
+
+def test_wss_client_registers_straight_at_asterisk() -> None:
+    with held_clients({"1002": DN_PASSWORDS["1002"]}):
+        contacts = wait_for(
+            "1002's WebSocket contact at Asterisk",
+            lambda: (lambda out: out if "1002/" in out else None)(asterisk_cli("pjsip show contacts")),
+        )
+        assert "transport=ws" in contacts.lower()

@@ -1,0 +1,50 @@
+"""Operator checks that hold in both modes. Imported by both molecule scenarios' tests."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+
+from lab import PROJECT, compose, error_lines
+
+SECRET_FILES = (
+    "asterisk/etc/pjsip.conf",
+    "asterisk/etc/manager.conf",
+    "kamailio/kamailio-proxy.cfg",
+    "registration-monitor/etc/monitor.json",
+)
+
+
+def _started_at(service: str) -> str | None:
+    cid = compose("ps", "-q", service).strip()
+    if not cid:
+        return None
+    return subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", cid], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_no_error_lines_since_start(running_services: list[str]) -> None:
+    """Every running daemon's log since its last start is free of ERROR/CRITICAL lines.
+
+    Asterisk drops a bad config object and keeps running: only its log tells.
+    """
+    problems: dict[str, list[str]] = {}
+    for service in running_services:
+        since = _started_at(service)
+        assert since, f"{service} has no container"
+        log = compose("logs", "--no-log-prefix", "--no-color", "--since", since, service)
+        if errors := error_lines(log):
+            problems[service] = errors[:5]
+    assert problems == {}
+
+
+def test_secret_files_are_not_world_readable() -> None:
+    for relative in SECRET_FILES:
+        mode = (PROJECT / relative).stat().st_mode
+        assert mode & stat.S_IRWXO == 0, f"{relative} is {oct(mode & 0o777)}"
+
+
+def test_nginx_config_is_valid_for_nginx() -> None:
+    out = compose("exec", "-T", "nginx", "nginx", "-t", "-c", "/etc/webrtc/nginx/nginx.conf")
+    assert "test is successful" in out
