@@ -16,7 +16,9 @@ from typing import Any
 
 def dump(rpc_url: str, timeout: float = 3.0) -> dict[str, list[dict[str, Any]]]:
     body = json.dumps({"jsonrpc": "2.0", "method": "ul.dump", "id": 1}).encode()
-    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+    if not rpc_url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {rpc_url}")
+    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - lab loopback URL
         reply = json.load(response)
     return parse_ul_dump(reply)

@@ -91,7 +91,7 @@ def gateway_state() -> dict[str, Any]:
 def kamailio_rpc(method: str, *params: Any) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
     request = urllib.request.Request(KAMAILIO_RPC, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - lab loopback
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response).get("result")
 
 
@@ -105,6 +105,16 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, inte
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def wait_for_text(what: str, fetch: Callable[[], str], needle: str, timeout: float = 15) -> str:
+    """Poll fetch() until its text contains needle; return that text."""
+
+    def probe() -> str | None:
+        text = fetch()
+        return text if needle in text else None
+
+    return wait_for(what, probe, timeout=timeout)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from lab import (
     run_client,
     service_log,
     wait_for,
+    wait_for_text,
 )
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
     test_nginx_config_is_valid_for_nginx,
@@ -76,11 +77,10 @@ def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
         assert binding[0]["contact"] == f"sip:1002@{GATEWAY}:5060"
         assert 590 <= binding[0]["expires"] <= 600
         assert "1002/" in asterisk_cli("pjsip show contacts")
-        log = wait_for(
+        log = wait_for_text(
             "Genesys's answer in Kamailio's log",
-            lambda: (lambda text: text if "Genesys REGISTER reply for DN 1002" in text else None)(
-                service_log("kamailio", since=since)
-            ),
+            lambda: service_log("kamailio", since=since),
+            "Genesys REGISTER reply for DN 1002",
         )
     positions = [log.find(step) for step in SEED_SEQUENCE]
     assert -1 not in positions, dict(zip(SEED_SEQUENCE, positions, strict=True))

@@ -11,7 +11,7 @@ from lab import (
     compose,
     genesys_bindings,
     held_clients,
-    wait_for,
+    wait_for_text,
 )
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
     test_nginx_config_is_valid_for_nginx,
@@ -52,8 +52,7 @@ def test_standin_holds_the_dns_bound_by_asterisk() -> None:
 
 def test_wss_client_registers_straight_at_asterisk() -> None:
     with held_clients({"1002": DN_PASSWORDS["1002"]}):
-        contacts = wait_for(
-            "1002's WebSocket contact at Asterisk",
-            lambda: (lambda out: out if "1002/" in out else None)(asterisk_cli("pjsip show contacts")),
+        contacts = wait_for_text(
+            "1002's WebSocket contact at Asterisk", lambda: asterisk_cli("pjsip show contacts"), "1002/"
         )
         assert "transport=ws" in contacts.lower()

@@ -96,7 +96,9 @@ def parse_htable_dump(result: Any) -> dict[str, dict[str, Any]]:
 
 def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
     body = json.dumps({"jsonrpc": "2.0", "method": "htable.dump", "params": ["fwdres"], "id": 1}).encode()
-    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+    if not rpc_url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {rpc_url}")
+    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310 - operator-set URL
             reply = json.load(response)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from panoramisk import Manager  # type: ignore[import-untyped]
+from panoramisk import Manager
 
 from .events import WATCHED, parse
 

@@ -1,0 +1,95 @@
+# webrtc-genesys: the two commands a new user needs are `make revert` and `make test`.
+# Every target installs what it is missing first (Docker engine, compose v2, virtualenv,
+# JsSIP clients, the local base image), so they run on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+PLAYBOOK    := $(BIN)/ansible-playbook
+INVENTORY   ?= inventories/lab/hosts.yml
+BASE_IMAGE  := local/debian:sid
+LAB_ROOT    := /opt/webrtc-genesys-lab
+PYTEST_OPTS ?=
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup host venv clients base-image lab deploy revert rollback genesys-bindings \
+        test lint unit molecule molecule-static molecule-kamailio integration lab-down clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# ---- set-up (each step skips what is already there) -----------------------------------
+host: ## Install and start the Docker engine and compose v2 (Debian), SIPp, Node
+	@bash scripts/bootstrap-host.sh
+
+$(BIN)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed ## Python virtualenv with the pinned tool chain
+
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients: tests/clients/node_modules/.installed ## JsSIP test clients (npm)
+
+base-image: host ## Local Debian base image (no registry here)
+	@bash scripts/build-base-image.sh $(BASE_IMAGE)
+
+setup: host venv clients base-image ## Everything above
+
+# ---- the lab and the two switches --------------------------------------------------------
+lab: setup ## Bring the embedded lab up (certificate, image, Genesys stand-in)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/lab.yml
+
+deploy: lab ## Deploy the whole gateway in the inventory's mode (webrtc_mode)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+
+revert: lab ## Switch the lab to kamailio mode (playbooks/revert.yml)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/revert.yml
+
+rollback: lab ## Switch the lab to static mode (playbooks/rollback.yml)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/rollback.yml
+
+genesys-bindings: ## Print the Genesys stand-in's bindings as JSON
+	@python3 scripts/genesys_bindings.py
+
+# ---- tests -----------------------------------------------------------------------------
+test: setup lint unit lab molecule integration ## Run every test (lint, unit, molecule, integration)
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production --offline
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv base-image ## Template rendering + daemon validation (nginx -t, kamailio -c, Asterisk load)
+	$(BIN)/pytest tests/unit $(PYTEST_OPTS)
+
+molecule: molecule-static molecule-kamailio ## Both molecule scenarios on the lab
+
+molecule-static: lab
+	$(BIN)/molecule test -s static
+
+molecule-kamailio: lab
+	$(BIN)/molecule test -s kamailio
+
+integration: lab clients ## Integration tests: real daemons, real wss clients, real registrar
+	$(BIN)/pytest tests/integration $(PYTEST_OPTS)
+
+# ---- clean-up --------------------------------------------------------------------------
+lab-down: ## Remove the lab (containers, volumes, files under /opt/webrtc-genesys-lab)
+	-@for p in $(LAB_ROOT)/gateway $(LAB_ROOT)/genesys; do \
+	  [ -f $$p/docker-compose.yml ] && docker compose --project-directory $$p down -v --remove-orphans; done
+	rm -rf $(LAB_ROOT)
+
+clean: lab-down ## lab-down, and remove the virtualenv and node modules
+	rm -rf $(VENV) tests/clients/node_modules
