@@ -20,9 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    daemon_items = [
-        item for item in items if item.get_closest_marker("daemon") and item.path.is_relative_to(UNIT_DIR)
-    ]
+    daemon_items = [item for item in items if item.get_closest_marker("daemon") and item.path.is_relative_to(UNIT_DIR)]
     if not daemon_items:
         return
     reason = unavailable_reason()

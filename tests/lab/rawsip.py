@@ -1,0 +1,183 @@
+"""A raw SIP client for tests that need to set From/To/Authorization freely.
+
+Speaks SIP over wss (through nginx, as a browser would) or over UDP (to Kamailio's SIP
+listener). Lab loopback addresses only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+from websockets.sync.client import ClientConnection, connect
+
+from lab import assert_loopback
+
+_STATUS = re.compile(r"^SIP/2\.0 (\d{3}) ([^\r\n]*)")
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    text: str
+
+    def header(self, name: str) -> str | None:
+        for line in self.text.split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+
+def parse_response(text: str) -> Response:
+    match = _STATUS.match(text)
+    if not match:
+        raise AssertionError(f"not a SIP response: {text[:200]!r}")
+    return Response(int(match.group(1)), match.group(2), text)
+
+
+def digest_authorization(
+    challenge: str, username: str, password: str, uri: str, *, method: str = "REGISTER", header: str = "Authorization"
+) -> str:
+    """An Authorization header answering a WWW-Authenticate challenge (MD5, qop=auth or none)."""
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+    realm, nonce = params["realm"], params["nonce"]
+    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    parts = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"', "algorithm=MD5"]
+    if "auth" in params.get("qop", "").split(","):
+        cnonce, nc = secrets.token_hex(8), "00000001"
+        response = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+    else:
+        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+    parts.append(f'response="{response}"')
+    if "opaque" in params:
+        parts.append(f'opaque="{params["opaque"]}"')
+    return f"{header}: Digest " + ", ".join(parts)
+
+
+@dataclass
+class Register:
+    """One REGISTER, with every header under the test's control."""
+
+    domain: str
+    from_user: str
+    to_user: str
+    contact: str
+    via_host: str
+    transport: str = "WSS"
+    expires: int = 600
+    call_id: str = ""
+    cseq: int = 1
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.call_id = self.call_id or secrets.token_hex(10)
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.domain}"
+
+    def render(self) -> str:
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        lines = [
+            f"REGISTER {self.uri} SIP/2.0",
+            f"Via: SIP/2.0/{self.transport} {self.via_host};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{self.from_user}@{self.domain}>;tag={secrets.token_hex(5)}",
+            f"To: <sip:{self.to_user}@{self.domain}>",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {self.cseq} REGISTER",
+            f"Contact: <{self.contact}>;expires={self.expires}",
+            f"Expires: {self.expires}",
+            "Supported: path, outbound",
+            *self.extra,
+            "Content-Length: 0",
+        ]
+        return "\r\n".join(lines) + "\r\n\r\n"
+
+
+class WsSip:
+    """SIP over a real wss connection (through nginx, with the sip subprotocol)."""
+
+    def __init__(self, url: str, origin: str | None = None) -> None:
+        host = url.split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
+        assert_loopback(host)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
+        headers = {"Origin": origin} if origin else None
+        self.ws: ClientConnection = connect(
+            url,
+            subprotocols=["sip"],
+            ssl=context,
+            additional_headers=headers,
+            open_timeout=5,  # type: ignore[list-item]
+        )
+
+    def send(self, message: str, timeout: float = 5) -> Response:
+        """Send a request; return the first final (>= 200) response."""
+        self.ws.send(message)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no final response")
+            raw = self.ws.recv(timeout=remaining)
+            text = raw if isinstance(raw, str) else raw.decode()
+            response = parse_response(text)
+            if response.status >= 200:
+                return response
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> WsSip:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class UdpSip:
+    """SIP over UDP to a loopback listener (Kamailio's SIP port)."""
+
+    def __init__(self, host: str, port: int, bind: str = "127.0.0.1") -> None:
+        assert_loopback(host)
+        self.peer = (host, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind, 0))
+        self.local = self.sock.getsockname()
+
+    def send(self, message: str | bytes, timeout: float = 3) -> Response | None:
+        data = message.encode() if isinstance(message, str) else message
+        self.sock.sendto(data, self.peer)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.sock.settimeout(remaining)
+            try:
+                raw, _ = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            response = parse_response(raw.decode(errors="replace"))
+            if response.status >= 200:
+                return response
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> UdpSip:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

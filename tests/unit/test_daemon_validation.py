@@ -1,0 +1,195 @@
+"""The rendered configs judged by nginx, Kamailio and Asterisk themselves, in throwaway containers.
+
+All checks start at once on first use (one container each, ``--network none``) and every test
+waits for its own result: the whole set takes about as long as its slowest container.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .daemons import (
+    AsteriskResult,
+    KamailioResult,
+    NginxResult,
+    asterisk_check,
+    asterisk_config_dir,
+    error_lines,
+    kamailio_check,
+    nginx_test,
+)
+from .rendering import MODES, ROLES, lab_variables, render_lab
+
+pytestmark = pytest.mark.daemon
+
+RESULT_TIMEOUT = 180.0
+NGINX_CONTAINER_DIR = "/etc/webrtc/nginx"
+
+
+@dataclass(frozen=True)
+class KamailioCase:
+    """One Kamailio config to check: a template rendered with overrides of the lab inventory."""
+
+    id: str
+    role: str
+    template: str
+    mode: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def render(self) -> str:
+        return render_lab(self.role, self.template, self.mode, **dict(self.overrides))
+
+
+KAMAILIO_CASES = (
+    KamailioCase("proxy-kamailio", "kamailio", "kamailio-proxy.cfg.j2", "kamailio"),
+    KamailioCase("proxy-static", "kamailio", "kamailio-proxy.cfg.j2", "static"),
+    KamailioCase(
+        "proxy-kamailio-genesys-auth",
+        "kamailio",
+        "kamailio-proxy.cfg.j2",
+        "kamailio",
+        (("webrtc_genesys_auth_enabled", True),),
+    ),
+    *(
+        KamailioCase(
+            f"standin-{behaviour}{'-auth' if auth else ''}",
+            "lab_genesys",
+            "genesys-standin.cfg.j2",
+            "kamailio",
+            (("lab_genesys_behaviour", behaviour), ("lab_genesys_auth_enabled", auth)),
+        )
+        for behaviour in ("multiple", "single")
+        for auth in (False, True)
+    ),
+)
+
+
+@dataclass
+class DaemonRuns:
+    nginx: dict[str, Future[NginxResult]] = field(default_factory=dict)
+    kamailio: dict[str, Future[KamailioResult]] = field(default_factory=dict)
+    asterisk: dict[str, Future[AsteriskResult]] = field(default_factory=dict)
+
+
+def _asterisk_rendered(mode: str) -> dict[str, str]:
+    templates = sorted((ROLES / "asterisk" / "templates").glob("*.j2"))
+    return {path.name.removesuffix(".j2"): render_lab("asterisk", path.name, mode) for path in templates}
+
+
+def _nginx(config: str, mode: str, workdir: Path) -> NginxResult:
+    variables = lab_variables(mode)
+    return nginx_test(
+        config,
+        workdir,
+        container_dir=NGINX_CONTAINER_DIR,
+        tls_dir=str(variables["nginx_container_tls_dir"]),
+        certificate=Path(str(variables["nginx_tls_certificate"])).name,
+        key=Path(str(variables["nginx_tls_certificate_key"])).name,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRuns]:
+    """Every daemon check of this module, started in parallel."""
+    # Rendering happens here, in this thread: a template error fails the tests, not a worker.
+    nginx_configs = {mode: render_lab("nginx", "nginx.conf.j2", mode) for mode in MODES}
+    kamailio_configs = {case.id: case.render() for case in KAMAILIO_CASES}
+    asterisk_dirs = {
+        mode: asterisk_config_dir(_asterisk_rendered(mode), tmp_path_factory.mktemp(f"asterisk-{mode}"))
+        for mode in MODES
+    }
+    result = DaemonRuns()
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="daemon-check") as pool:
+        # The slowest first: Asterisk boots, Kamailio runs for a fixed while, nginx -t is quick.
+        for mode, config_dir in asterisk_dirs.items():
+            result.asterisk[mode] = pool.submit(asterisk_check, config_dir, mode)
+        for case_id, config in kamailio_configs.items():
+            result.kamailio[case_id] = pool.submit(
+                kamailio_check, config, tmp_path_factory.mktemp(f"kamailio-{case_id}")
+            )
+        for mode, config in nginx_configs.items():
+            result.nginx[mode] = pool.submit(_nginx, config, mode, tmp_path_factory.mktemp(f"nginx-{mode}"))
+        yield result
+
+
+def _report(title: str, text: str) -> str:
+    return f"\n--- {title} ---\n{text.strip()}"
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nginx_accepts_the_config(runs: DaemonRuns, mode: str) -> None:
+    result = runs.nginx[mode].result(timeout=RESULT_TIMEOUT)
+    assert result.returncode == 0, _report("nginx -t", result.output)
+    assert "test is successful" in result.output
+    problems = [line for line in result.output.splitlines() if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
+    assert problems == [], _report("nginx -t", result.output)
+
+
+# --------------------------------------------------------------------------- Kamailio
+
+
+@pytest.mark.parametrize("case", KAMAILIO_CASES, ids=lambda case: case.id)
+def test_kamailio_parses_the_config(runs: DaemonRuns, case: KamailioCase) -> None:
+    result = runs.kamailio[case.id].result(timeout=RESULT_TIMEOUT)
+    assert result.parse_returncode == 0, _report("kamailio -c", result.parse_output)
+    assert "config file ok" in result.parse_output.lower()
+    assert error_lines(result.parse_output) == []
+
+
+@pytest.mark.parametrize("case", KAMAILIO_CASES, ids=lambda case: case.id)
+def test_kamailio_starts_without_errors(runs: DaemonRuns, case: KamailioCase) -> None:
+    """Fixups (regexes, transformations, module parameters) only run when Kamailio really starts."""
+    result = runs.kamailio[case.id].result(timeout=RESULT_TIMEOUT)
+    assert result.alive, _report("kamailio run (exited early)", result.run_output)
+    assert error_lines(result.run_output) == [], _report("kamailio run", result.run_output)
+    expected = (
+        {"udp: 127.0.0.54 [127.0.0.54]:5070", "tcp: 127.0.0.54 [127.0.0.54]:8080"}
+        if case.role == "kamailio"
+        else {"udp: 127.0.0.81 [127.0.0.81]:5060", "tcp: 127.0.0.81 [127.0.0.81]:8081"}
+    )
+    listening = {line.strip() for line in result.run_output.splitlines()}
+    assert expected <= listening, _report("kamailio run", result.run_output)
+
+
+# --------------------------------------------------------------------------- Asterisk
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_asterisk_boots_without_errors(runs: DaemonRuns, mode: str) -> None:
+    result = runs.asterisk[mode].result(timeout=RESULT_TIMEOUT)
+    assert result.booted, _report("asterisk did not fully boot", result.boot_log)
+    assert error_lines(result.boot_log) == [], _report("asterisk boot log", result.boot_log)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_asterisk_has_an_endpoint_per_dn(runs: DaemonRuns, mode: str) -> None:
+    result = runs.asterisk[mode].result(timeout=RESULT_TIMEOUT)
+    assert result.booted, _report("asterisk did not fully boot", result.boot_log)
+    endpoints = set(re.findall(r"(?m)^\s*Endpoint:\s+([^<\s]\S*)", result.endpoints))
+    assert endpoints == {"1002", "1003"}, _report("pjsip show endpoints", result.endpoints)
+
+
+def test_asterisk_static_mode_loads_a_registration_per_dn(runs: DaemonRuns) -> None:
+    result = runs.asterisk["static"].result(timeout=RESULT_TIMEOUT)
+    assert result.booted, _report("asterisk did not fully boot", result.boot_log)
+    registrations = set(re.findall(r"(?m)^\s*(genesys-reg-\S+)/sip:", result.registrations))
+    assert registrations == {"genesys-reg-1002", "genesys-reg-1003"}, _report(
+        "pjsip show registrations", result.registrations
+    )
+    assert "Objects found: 2" in result.registrations
+
+
+def test_asterisk_kamailio_mode_loads_no_registrations(runs: DaemonRuns) -> None:
+    result = runs.asterisk["kamailio"].result(timeout=RESULT_TIMEOUT)
+    assert result.booted, _report("asterisk did not fully boot", result.boot_log)
+    assert "No objects found." in result.registrations, _report("pjsip show registrations", result.registrations)
