@@ -62,7 +62,7 @@ genesys-bindings: ## Print the Genesys stand-in's bindings as JSON
 	@python3 scripts/genesys_bindings.py
 
 # ---- tests -----------------------------------------------------------------------------
-test: setup lint unit lab molecule integration ## Run every test (lint, unit, molecule, integration)
+test: setup lint lab unit molecule integration ## Run every test (lint, unit, molecule, integration)
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	$(BIN)/yamllint -s .
@@ -71,8 +71,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: venv base-image ## Template rendering + daemon validation (nginx -t, kamailio -c, Asterisk load)
-	$(BIN)/pytest tests/unit $(PYTEST_OPTS)
+unit: venv lab ## Template rendering + daemon validation (nginx -t, kamailio -c, Asterisk load)
+	WEBRTC_REQUIRE_DAEMONS=1 $(BIN)/pytest tests/unit $(PYTEST_OPTS)
 
 molecule: molecule-static molecule-kamailio ## Both molecule scenarios on the lab
 

@@ -1,0 +1,81 @@
+"""The Genesys stand-in demands digest auth: Kamailio answers with the configured credentials,
+and the password appears in no log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GATEWAY,
+    LAB_VARS,
+    compose,
+    ensure_mode,
+    forwarded_bindings,
+    run_client,
+    run_playbook,
+    service_log,
+    wait_for,
+    wait_for_text,
+)
+
+AUTH = {"webrtc_genesys_auth_enabled": True}
+DN = "1002"
+
+
+def _lab(extra: dict[str, object] | None) -> None:
+    result = run_playbook("lab.yml", extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    ensure_mode("kamailio", extra)
+
+
+@pytest.fixture(scope="module")
+def genesys_demands_auth() -> Iterator[None]:
+    _lab(AUTH)
+    yield
+    _lab({"webrtc_genesys_auth_enabled": False})
+
+
+def standin_log() -> str:
+    return compose(
+        "logs", "--no-log-prefix", "--no-color", "genesys", project=Path(LAB_VARS["lab_genesys_project_dir"])
+    )
+
+
+def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: None) -> None:
+    run_client({DN: DN_PASSWORDS[DN]}, "register")
+    [binding] = wait_for("1002 bound at the authenticating stand-in", lambda: forwarded_bindings(DN), timeout=5)
+    assert binding["contact"] == f"sip:{DN}@{GATEWAY}:5060"
+    log = service_log("kamailio")
+    assert any(f"Genesys REGISTER reply for DN 1002 (expires {e}): 200" in log for e in (598, 599, 600)), log[-2000:]
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")
+    wait_for("1002 unbound", lambda: not forwarded_bindings(DN), timeout=5)
+
+
+def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so() -> None:
+    wrong = {**AUTH, "webrtc_genesys_auth_password": "not-the-genesys-password"}
+    ensure_mode("kamailio", wrong)
+    try:
+        run_client({DN: DN_PASSWORDS[DN]}, "register")
+        log = wait_for_text(
+            "the refused forward in Kamailio's log", lambda: service_log("kamailio"), "DN not registered upstream"
+        )
+        assert "Genesys REGISTER reply for DN 1002" in log
+        assert forwarded_bindings(DN) == []
+    finally:
+        ensure_mode("kamailio", AUTH)
+
+
+def test_no_password_in_any_log(genesys_demands_auth: None) -> None:
+    secrets = [LAB_VARS["webrtc_genesys_auth_password"], *DN_PASSWORDS.values(), LAB_VARS["asterisk_ami_secret"]]
+    logs = {
+        "kamailio": service_log("kamailio"),
+        "asterisk": service_log("asterisk"),
+        "nginx": service_log("nginx"),
+        "registration-monitor": service_log("registration-monitor"),
+        "genesys-standin": standin_log(),
+    }
+    leaks = {name: [s for s in secrets if s in text] for name, text in logs.items()}
+    assert all(not found for found in leaks.values()), {k: len(v) for k, v in leaks.items()}
