@@ -1,0 +1,153 @@
+"""Switching without a gap (issue: safe ordering, pre-flight, automatic restore, check mode).
+
+Real JsSIP clients over wss, set to reconnect, stay connected through each switch while the
+Genesys stand-in's bindings are sampled every 100 ms."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GATEWAY,
+    LAB_VARS,
+    PROJECT,
+    ROOT,
+    asterisk_cli,
+    compose,
+    ensure_mode,
+    gateway_state,
+    genesys_bindings,
+    run_playbook,
+    wait_for,
+)
+from lab.gap import measure, running_clients
+from lab.seed import capture, seed_revert, seed_rollback
+
+REPORTS = ROOT / ".cache/reports"
+DNS = sorted(DN_PASSWORDS)
+
+
+def is_static_contact(contact: str) -> bool:
+    return ";line=" in contact
+
+
+def is_forwarded_contact(contact: str) -> bool:
+    return ";line=" not in contact
+
+
+def playbook(name: str, extra: dict[str, Any] | None = None) -> str:
+    result = run_playbook(name, extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result.stdout
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
+
+
+def restart_standin() -> None:
+    """Forget every binding (the stand-in keeps them in memory only) and let the lab re-register."""
+    compose("restart", "genesys", project=Path(LAB_VARS["lab_genesys_project_dir"]))
+    wait_for("the stand-in back", lambda: genesys_bindings() == {} or True, timeout=10)
+
+
+def snapshot() -> dict[str, Any]:
+    files = {
+        str(p.relative_to(PROJECT)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(PROJECT.rglob("*"))
+        if p.is_file() and "backup" not in p.parts
+    }
+    backups = sorted(str(p) for p in (PROJECT / "backup").glob("*"))
+    containers = compose("ps", "-a", "--format", "{{.ID}} {{.Service}} {{.State}} {{.RunningFor}}")
+    ids = sorted(line.split()[0] + " " + line.split()[1] + " " + line.split()[2] for line in containers.splitlines())
+    return {"files": files, "backups": backups, "containers": ids}
+
+
+def test_switches_keep_every_dn_bound_and_leave_no_old_contacts(tmp_path: Path) -> None:
+    ensure_mode("static")
+    restart_standin()
+    playbook("rollback.yml")  # re-registers the static DNs on the fresh stand-in
+    figures: dict[str, Any] = {}
+    with running_clients(DN_PASSWORDS) as clients:
+        figures["ours_revert"] = measure(DNS, clients, lambda: playbook("revert.yml"), is_static_contact)
+        capture(tmp_path / "kamailio")
+        figures["ours_rollback"] = measure(DNS, clients, lambda: playbook("rollback.yml"), is_forwarded_contact)
+        capture(tmp_path / "static")
+        # The seed's order, same lab, same clients: the baseline.
+        figures["seed_revert"] = measure(
+            DNS, clients, lambda: seed_revert(tmp_path / "kamailio"), is_static_contact, settle=8
+        )
+        figures["seed_rollback"] = measure(
+            DNS, clients, lambda: seed_rollback(tmp_path / "static"), is_forwarded_contact, settle=8
+        )
+    report("switch_gap", figures)
+    summary = {k: {f: v[f] for f in ("gap_ms", "dns_unbound", "leftovers", "outage_ms")} for k, v in figures.items()}
+    print(json.dumps(summary, indent=1, default=str))
+    for ours in ("ours_revert", "ours_rollback"):
+        assert figures[ours]["gap_ms"] == 0, summary
+        assert figures[ours]["leftovers"] == 0, summary
+        assert all(v != float("inf") for v in figures[ours]["outage_ms"].values()), summary
+    # Leave the lab consistent for what follows: the seed left stale contacts behind.
+    restart_standin()
+    playbook("revert.yml")
+
+
+def test_broken_value_fails_in_preflight_with_nothing_changed() -> None:
+    ensure_mode("static")
+    before = snapshot()
+    result = run_playbook("revert.yml", {"kamailio_ws_address": "127.0.0.999"})
+    after = snapshot()
+    assert result.returncode != 0
+    assert "Pre-flight failed, nothing was changed" in result.stdout, result.stdout[-3000:]
+    assert "kamailio" in result.stdout.split("Pre-flight failed", 1)[1][:2000].lower()
+    assert after == before
+
+
+def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None:
+    ensure_mode("static")
+    stopped = threading.Event()
+
+    def kill_kamailio_once_nginx_points_at_it() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if f"server {GATEWAY}:8080;" in (PROJECT / "nginx/nginx.conf").read_text():
+                compose("stop", "-t", "0", "kamailio")
+                stopped.set()
+                return
+            time.sleep(0.05)
+
+    saboteur = threading.Thread(target=kill_kamailio_once_nginx_points_at_it, daemon=True)
+    saboteur.start()
+    result = run_playbook("revert.yml", {"gateway_verify_timeout": 10})
+    saboteur.join(timeout=5)
+    assert stopped.is_set(), "the fault was never injected"
+    assert result.returncode != 0
+    assert "FAILED at" in result.stdout and "back in\n" not in result.stdout
+    assert "host is back in static mode (verified)" in " ".join(result.stdout.split()), result.stdout[-3000:]
+    state = gateway_state()
+    assert state["mode"] == "static"
+    assert sorted(state["bound"]["static"]) == DNS
+    assert f"server {GATEWAY}:8088;" in (PROJECT / "nginx/nginx.conf").read_text()
+    bindings = genesys_bindings()
+    assert all(any(is_static_contact(b["contact"]) for b in bindings.get(dn, [])) for dn in DNS), bindings
+    assert "Registered" in asterisk_cli("pjsip show registrations")
+
+
+@pytest.mark.parametrize("target", ["revert.yml", "rollback.yml"])
+def test_check_mode_shows_the_diff_and_changes_nothing(target: str) -> None:
+    ensure_mode("static" if target == "revert.yml" else "kamailio")
+    before = snapshot()
+    result = run_playbook(target, None, "--check", "--diff")
+    after = snapshot()
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert after == before
+    wanted = f"+        server {GATEWAY}:{8080 if target == 'revert.yml' else 8088};"
+    assert wanted in result.stdout, result.stdout[-4000:]
