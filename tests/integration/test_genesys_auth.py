@@ -4,13 +4,13 @@ and the password appears in no log."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lab import (
     DN_PASSWORDS,
     GATEWAY,
     LAB_VARS,
+    STANDIN_PROJECT,
     compose,
     ensure_mode,
     forwarded_bindings,
@@ -39,9 +39,7 @@ def genesys_demands_auth() -> Iterator[None]:
 
 
 def standin_log() -> str:
-    return compose(
-        "logs", "--no-log-prefix", "--no-color", "genesys", project=Path(LAB_VARS["lab_genesys_project_dir"])
-    )
+    return compose("logs", "--no-log-prefix", "--no-color", "genesys", project=STANDIN_PROJECT)
 
 
 def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: None) -> None:

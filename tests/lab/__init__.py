@@ -31,6 +31,7 @@ GATEWAY = LAB_VARS["webrtc_gateway_address"]
 GENESYS = LAB_VARS["webrtc_genesys_address"]
 WSS_URL = f"wss://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/ws"
 STANDIN_RPC = f"http://{GENESYS}:8081/RPC"
+STANDIN_PROJECT = Path(LAB_VARS["lab_root"]) / "genesys"
 KAMAILIO_RPC = f"http://{LAB_VARS['webrtc_kamailio_rpc_address']}:5071/RPC"
 DN_PASSWORDS: dict[str, str] = {d["dn"]: d["password"] for d in LAB_VARS["webrtc_dns"]}
 CLIENT = ROOT / "tests/clients/sip-client.mjs"

@@ -1,22 +1,76 @@
-"""Turn Asterisk AMI events into one JSON line each."""
+"""Asterisk AMI messages -> state changes, and the JSON line logged for each registration event.
+
+Shapes are Asterisk 22's, as captured in tests/unit/monitor/fixtures:
+
+- ``ContactStatus`` (a client's contact at Asterisk): ``AOR``, ``URI``, ``ContactStatus``. A new
+  contact shows up as ``NonQualified`` (or ``Created``/``Reachable`` with qualify), a removed or
+  expired one as ``Removed``. A refresh publishes nothing. With ``remove_existing`` the new
+  contact's event comes *before* the old contact's ``Removed``: contacts are kept per URI.
+- ``Registry`` (a static registration at Genesys): ``Username`` (client URI), ``Domain`` (server
+  URI), ``Status`` (``Registered``, ``Unregistered``, ``Rejected``). No SIP code is given.
+- ``PJSIPShowContacts``: ``ContactList`` events (``ObjectName`` ``<aor>;@<hash>``, ``Uri``,
+  ``Status``). With no contact at all Asterisk answers ``Response: Error`` / ``No Contacts found``.
+- ``PJSIPShowAors``: ``AorList`` events; ``Contacts`` is ``<aor>/<uri>`` comma separated.
+- ``PJSIPShowRegistrationsOutbound``: ``OutboundRegistrationDetail`` events (``ClientUri``, ``Status``).
+- ``Reload`` (``Module: res_pjsip.so``) after ``module reload``: registrations may have been
+  added or removed, and a removed one gets no event of its own.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, Final
 
-_DN_FROM_AOR = re.compile(r"^(?:sips?:)?(?P<dn>[^@;/]+)")
-_DN_FROM_URI = re.compile(r"^sips?:(?P<dn>[^@;]+)@")
+_DN_FROM_AOR: Final = re.compile(r"^(?:sips?:)?(?P<dn>[^@;/\s]+)")
+_DN_FROM_URI: Final = re.compile(r"^sips?:(?P<dn>[^@;:]+)@")
 
-WATCHED = ("ContactStatus", "Registry")
+# Events the monitor subscribes to.
+CONTACT_EVENT: Final = "ContactStatus"
+REGISTRY_EVENT: Final = "Registry"
+WATCHED: Final = (CONTACT_EVENT, REGISTRY_EVENT)
+# Events that make the monitor rebuild its state from actions.
+RESYNC_EVENTS: Final = ("FullyBooted", "Reload")
+
+# ContactStatus values of a contact that no longer exists.
+CONTACT_GONE: Final = frozenset({"Removed"})
+NO_CONTACTS: Final = "No Contacts found"
+
+SOURCE_ASTERISK: Final = "asterisk"
+SOURCE_STATIC: Final = "genesys-static"
+SOURCE_KAMAILIO: Final = "genesys-kamailio"
+
+
+def header(message: Mapping[str, Any], key: str) -> str:
+    """A header of an AMI message as text, case-insensitively (panoramisk messages are case-insensitive)."""
+    value = message.get(key)
+    if value is None:
+        lowered = key.lower()
+        value = next((item for name, item in message.items() if name.lower() == lowered), "")
+    if isinstance(value, list):  # a repeated header: the last one wins
+        value = value[-1] if value else ""
+    return str(value).strip()
+
+
+def dn_from_aor(aor: str) -> str | None:
+    match = _DN_FROM_AOR.match(aor.strip())
+    return match.group("dn") if match else None
+
+
+def dn_from_uri(uri: str) -> str | None:
+    uri = uri.strip().strip("<>")
+    match = _DN_FROM_URI.match(uri)
+    if match:
+        return match.group("dn")
+    return dn_from_aor(uri) if "@" not in uri else None
 
 
 @dataclass(frozen=True)
 class RegistrationEvent:
-    """One registration event, as logged: the seed's "log events", parseable."""
+    """One registration event, as logged on stdout: one JSON object per line."""
 
     time: float
     dn: str
@@ -29,38 +83,148 @@ class RegistrationEvent:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def parse(fields: Mapping[str, str], mode: str, now: float | None = None) -> RegistrationEvent | None:
-    """Map an AMI event to a RegistrationEvent, or None if it is not about a DN.
+@dataclass(frozen=True)
+class ContactChange:
+    """A contact of a DN at Asterisk was added/updated (present) or removed."""
 
-    ContactStatus (a client's contact at Asterisk): AOR, URI, ContactStatus.
-    Registry (a static registration at Genesys): Username (client URI), Status.
-    """
-    stamp = time.time() if now is None else now
-    name = fields.get("Event", "")
-    if name == "ContactStatus":
-        aor = fields.get("AOR", "")
-        match = _DN_FROM_AOR.match(aor)
-        if not match:
+    dn: str
+    uri: str
+    status: str
+
+    @property
+    def present(self) -> bool:
+        return self.status not in CONTACT_GONE
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """A static registration of a DN at Genesys changed state."""
+
+    dn: str
+    status: str
+    server: str
+
+
+Change = ContactChange | RegistryChange
+
+
+def event_name(message: Mapping[str, Any]) -> str:
+    return header(message, "Event")
+
+
+def parse_change(message: Mapping[str, Any]) -> Change | None:
+    """The state change an AMI event carries, or None when it is not about a DN's registration."""
+    name = event_name(message)
+    if name == CONTACT_EVENT:
+        dn = dn_from_aor(header(message, "AOR"))
+        uri = header(message, "URI")
+        if dn is None or not uri:
             return None
-        return RegistrationEvent(
-            time=stamp,
-            dn=match.group("dn"),
-            event=fields.get("ContactStatus", "Unknown"),
-            contact=fields.get("URI", ""),
-            source="asterisk",
-            mode=mode,
-        )
-    if name == "Registry":
-        user = fields.get("Username", "")
-        match = _DN_FROM_URI.match(user) or _DN_FROM_AOR.match(user)
-        if not match:
+        return ContactChange(dn=dn, uri=uri, status=header(message, "ContactStatus") or "Unknown")
+    if name == REGISTRY_EVENT:
+        dn = dn_from_uri(header(message, "Username"))
+        if dn is None:
             return None
-        return RegistrationEvent(
-            time=stamp,
-            dn=match.group("dn"),
-            event=fields.get("Status", "Unknown"),
-            contact=fields.get("Domain", ""),
-            source="genesys-static",
-            mode=mode,
-        )
+        return RegistryChange(dn=dn, status=header(message, "Status") or "Unknown", server=header(message, "Domain"))
     return None
+
+
+def to_log_event(change: Change, mode: str, now: float | None = None, *, source: str | None = None) -> RegistrationEvent:
+    stamp = time.time() if now is None else now
+    if isinstance(change, ContactChange):
+        return RegistrationEvent(stamp, change.dn, change.status, change.uri, source or SOURCE_ASTERISK, mode)
+    return RegistrationEvent(stamp, change.dn, change.status, change.server, source or SOURCE_STATIC, mode)
+
+
+def parse(fields: Mapping[str, Any], mode: str, now: float | None = None) -> RegistrationEvent | None:
+    """Map an AMI event to the JSON-line event, or None if it is not about a DN."""
+    change = parse_change(fields)
+    return None if change is None else to_log_event(change, mode, now)
+
+
+# --------------------------------------------------------------------------- action responses
+
+
+class ActionError(RuntimeError):
+    """An action was answered with an error (unknown command before PJSIP is loaded, permission denied...)."""
+
+
+def _messages(response: Any) -> list[Mapping[str, Any]]:
+    """panoramisk resolves a list action with a list of messages and a plain error with one message."""
+    if isinstance(response, Mapping):
+        return [response]
+    if isinstance(response, Sequence) and not isinstance(response, str):
+        return [message for message in response if isinstance(message, Mapping)]
+    raise ActionError(f"unexpected action response: {type(response).__name__}")
+
+
+def _check(messages: Sequence[Mapping[str, Any]], action: str, *, empty_error: str | None = None) -> bool:
+    """False when the response says "nothing to list"; ActionError on any other error."""
+    if not messages:
+        raise ActionError(f"{action}: no response")
+    first = messages[0]
+    answer = header(first, "Response")
+    if answer and answer not in ("Success", "Follows"):
+        text = header(first, "Message")
+        if empty_error is not None and text == empty_error:
+            return False
+        raise ActionError(f"{action}: {answer}: {text}")
+    return True
+
+
+def contacts_from_show_contacts(response: Any) -> dict[str, dict[str, str]]:
+    """PJSIPShowContacts -> {dn: {uri: status}}."""
+    messages = _messages(response)
+    contacts: dict[str, dict[str, str]] = {}
+    if not _check(messages, "PJSIPShowContacts", empty_error=NO_CONTACTS):
+        return contacts
+    for message in messages:
+        if event_name(message) != "ContactList":
+            continue
+        dn = dn_from_aor(header(message, "ObjectName").split(";@", 1)[0]) or dn_from_aor(header(message, "Endpoint"))
+        uri = header(message, "Uri")
+        if dn and uri:
+            contacts.setdefault(dn, {})[uri] = header(message, "Status") or "Unknown"
+    return contacts
+
+
+def contacts_from_show_aors(response: Any) -> dict[str, dict[str, str]]:
+    """PJSIPShowAors -> {dn: {uri: "Unknown"}} (AorList names the contacts, not their status)."""
+    messages = _messages(response)
+    _check(messages, "PJSIPShowAors")
+    contacts: dict[str, dict[str, str]] = {}
+    for message in messages:
+        if event_name(message) != "AorList":
+            continue
+        dn = dn_from_aor(header(message, "ObjectName"))
+        for item in filter(None, (part.strip() for part in header(message, "Contacts").split(","))):
+            aor, _, uri = item.partition("/")
+            if dn and uri and aor == header(message, "ObjectName"):
+                contacts.setdefault(dn, {})[uri] = "Unknown"
+    return contacts
+
+
+def registrations_from_show_outbound(response: Any) -> dict[str, str]:
+    """PJSIPShowRegistrationsOutbound -> {dn: status} (DN = the client URI's user)."""
+    messages = _messages(response)
+    _check(messages, "PJSIPShowRegistrationsOutbound")
+    registrations: dict[str, str] = {}
+    for message in messages:
+        if event_name(message) != "OutboundRegistrationDetail":
+            continue
+        dn = dn_from_uri(header(message, "ClientUri"))
+        if dn:
+            registrations[dn] = header(message, "Status") or "Unknown"
+    return registrations
+
+
+def snapshot_changes(
+    before: Mapping[str, Mapping[str, str]], after: Mapping[str, Mapping[str, str]]
+) -> Iterable[ContactChange]:
+    """The contact changes a snapshot reveals (what happened while no event could be seen)."""
+    for dn in sorted(set(before) | set(after)):
+        old, new = before.get(dn, {}), after.get(dn, {})
+        for uri in sorted(set(old) - set(new)):
+            yield ContactChange(dn, uri, "Removed")
+        for uri in sorted(set(new) - set(old)):
+            yield ContactChange(dn, uri, new[uri])

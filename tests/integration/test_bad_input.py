@@ -1,0 +1,27 @@
+"""Bad input never gets past the first checks: the matrix is data (bad_inputs.yml), one test per
+row and playbook. Each run fails before anything changes, naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lab import run_playbook
+from lab.snapshot import snapshot
+
+ROWS: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "bad_inputs.yml").read_text())
+
+
+@pytest.mark.parametrize("playbook", ["revert.yml", "rollback.yml"])
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_bad_input_is_refused_before_any_change(row: dict[str, Any], playbook: str) -> None:
+    before = snapshot()
+    result = run_playbook(playbook, row["vars"])
+    after = snapshot()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert "changed: [" not in output, "something changed before the input was refused"
+    assert row["expect"] in output, output[-2000:]
+    assert after == before
