@@ -93,3 +93,17 @@ lab-down: ## Remove the lab (containers, volumes, files under /opt/webrtc-genesy
 
 clean: lab-down ## lab-down, and remove the virtualenv and node modules
 	rm -rf $(VENV) tests/clients/node_modules
+
+# ---- benchmarks (bench/README.md, BENCHMARKS.md) ---------------------------------------
+.PHONY: bench bench-smoke
+BENCH_OPTS ?=
+
+$(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
+	$(BIN)/pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: lab clients $(BIN)/.bench-installed ## Benchmarks on the lab (N=1000 DNs, M=200 clients) -> bench/results
+	$(BIN)/python -m bench.run --mode full --out bench/results $(BENCH_OPTS)
+
+bench-smoke: lab clients $(BIN)/.bench-installed ## The benchmarks' smoke run (N=20, M=5), well-formed results only
+	$(BIN)/pytest tests/integration/test_bench_smoke.py $(PYTEST_OPTS)

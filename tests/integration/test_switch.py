@@ -58,7 +58,14 @@ def restart_standin() -> None:
     """Forget every binding (the stand-in keeps them in memory only); Asterisk's static
     registrations, if any, are sent again so the stand-in matches the gateway's state."""
     compose("restart", "genesys", project=STANDIN_PROJECT)
-    wait_for("the stand-in back", lambda: genesys_bindings() == {}, timeout=10)
+
+    def empty_standin() -> bool:
+        try:
+            return genesys_bindings() == {}
+        except OSError:  # still starting
+            return False
+
+    wait_for("the stand-in back", empty_standin, timeout=15)
     if gateway_state()["asterisk"]["registrations"]:
         asterisk_cli("pjsip send register *all")
         wait_for("the static registrations at the stand-in", lambda: set(genesys_bindings()) >= set(DNS), timeout=15)

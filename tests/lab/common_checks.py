@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import urllib.request
 
-from lab import PROJECT, compose, error_lines
+from lab import GATEWAY, PROJECT, compose, error_lines, wait_for
 
 SECRET_FILES = (
     "asterisk/etc/pjsip.conf",
@@ -48,3 +49,14 @@ def test_secret_files_are_not_world_readable() -> None:
 def test_nginx_config_is_valid_for_nginx() -> None:
     out = compose("exec", "-T", "nginx", "nginx", "-t", "-c", "/etc/webrtc/nginx/nginx.conf")
     assert "test is successful" in out
+
+
+def test_registration_monitor_is_healthy() -> None:
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{GATEWAY}:9110/healthz", timeout=3) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for("the registration monitor's /healthz", healthy, timeout=30)

@@ -21,6 +21,7 @@ from lab import (
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
     test_nginx_config_is_valid_for_nginx,
     test_no_error_lines_since_start,
+    test_registration_monitor_is_healthy,
     test_secret_files_are_not_world_readable,
 )
 

@@ -3,11 +3,13 @@
 
     .venv/bin/python tests/unit/monitor/capture_ami.py [--out tests/unit/monitor/fixtures]
 
-Host side (venv Python): renders the asterisk role's templates for the lab inventory with every
-address moved to 127.0.0.1 (tests/unit/rendering.py, the renderer of the unit suite) plus the
-role's fixed files, and runs this same script inside a throwaway container of the gateway image:
+Host side (venv Python): renders the asterisk and kamailio roles' templates for the lab inventory
+with every address moved to 127.0.0.1 (tests/unit/rendering.py, the renderer of the unit suite)
+plus the asterisk role's fixed files, and runs this same script inside a throwaway container of
+the gateway image:
 
-    docker run --rm --network none --pull never -v <tmp>/etc:/etc/asterisk -v <tmp>/capture:/capture \
+    docker run --rm --network none --pull never -v <tmp>/etc:/etc/asterisk \
+        -v <tmp>/kamailio:/etc/webrtc/kamailio:ro -v <tmp>/capture:/capture \
         webrtc-genesys/gateway:1 python3 /capture/capture_ami.py --inside /capture
 
 Container side (the image's python3, stdlib only): starts Asterisk on the kamailio-mode config,
@@ -49,7 +51,6 @@ DNS = {"1002": "capture-1002-secret", "1003": "capture-1003-secret"}
 GENESYS_PORT = 5090
 KAMAILIO_PORT = 5070
 KAMAILIO_RPC = "http://127.0.0.1:5071/RPC"
-REALM = "webrtc-genesys"
 MARKER = "::capture::"
 
 
@@ -57,7 +58,7 @@ MARKER = "::capture::"
 
 
 def render_configs(etc: Path) -> None:
-    """The asterisk role's configs for both modes (pjsip.conf.<mode>), addresses on 127.0.0.1."""
+    """The asterisk role's configs (pjsip.conf.<mode> for both modes) and kamailio-proxy.cfg, on 127.0.0.1."""
     tests_dir = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(tests_dir))
     from unit.rendering import ROLES, lab_variables, render, template_path  # noqa: PLC0415

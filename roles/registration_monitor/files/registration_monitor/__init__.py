@@ -1,3 +1,7 @@
-"""Registration monitor for the webrtc-genesys gateway."""
+"""Registration monitor for the webrtc-genesys gateway.
 
-__version__ = "0.1.0"
+Follows Asterisk's AMI (contacts, static registrations) and Kamailio's forwarding outcomes, logs
+every registration event as a JSON line and serves /healthz, /metrics and /state.
+"""
+
+__version__ = "0.2.0"

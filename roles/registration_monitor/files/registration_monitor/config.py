@@ -125,7 +125,9 @@ def parse_config(data: Any) -> Config:
     initial = _seconds(data, "reconnect_initial_delay", 1.0)
     maximum = _seconds(data, "reconnect_max_delay", 30.0)
     if maximum < initial:
-        raise ConfigError(f"'reconnect_max_delay' ({maximum:g}) must not be below 'reconnect_initial_delay' ({initial:g})")
+        raise ConfigError(
+            f"'reconnect_max_delay' ({maximum:g}) must not be below 'reconnect_initial_delay' ({initial:g})"
+        )
     return Config(
         mode=mode,
         ami_host=_string(data, "ami_host"),

@@ -61,11 +61,14 @@ def dn_from_aor(aor: str) -> str | None:
 
 
 def dn_from_uri(uri: str) -> str | None:
+    """The user part of a SIP URI (None for a URI without user, e.g. a server URI); a bare DN as is."""
     uri = uri.strip().strip("<>")
     match = _DN_FROM_URI.match(uri)
     if match:
         return match.group("dn")
-    return dn_from_aor(uri) if "@" not in uri else None
+    if uri.startswith(("sip:", "sips:")) or "@" in uri:
+        return None
+    return dn_from_aor(uri)
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,9 @@ def parse_change(message: Mapping[str, Any]) -> Change | None:
     return None
 
 
-def to_log_event(change: Change, mode: str, now: float | None = None, *, source: str | None = None) -> RegistrationEvent:
+def to_log_event(
+    change: Change, mode: str, now: float | None = None, *, source: str | None = None
+) -> RegistrationEvent:
     stamp = time.time() if now is None else now
     if isinstance(change, ContactChange):
         return RegistrationEvent(stamp, change.dn, change.status, change.uri, source or SOURCE_ASTERISK, mode)

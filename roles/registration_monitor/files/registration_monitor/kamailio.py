@@ -72,17 +72,21 @@ class KamailioPoller:
         emit: Callable[[RegistrationEvent], None],
         *,
         clock: Callable[[], float] = time.time,
+        expected: bool = True,
     ) -> None:
         self.url = url
         self.interval = interval
         self.state = state
         self.emit = emit
         self.clock = clock
+        # Static mode polls too (a switch to kamailio mode starts Kamailio before the monitor
+        # changes mode); Kamailio is normally stopped then, which is not worth a warning.
+        self.unreachable_level = logging.WARNING if expected else logging.INFO
 
     async def fetch(self, session: aiohttp.ClientSession) -> dict[str, ForwardOutcome]:
         try:
             async with session.post(self.url, json=HTABLE_REQUEST) as response:
-                if response.status != 200:  # noqa: PLR2004
+                if response.status != 200:
                     raise RpcError(f"HTTP {response.status}")
                 reply = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -95,7 +99,7 @@ class KamailioPoller:
             snapshot = await self.fetch(session)
         except RpcError as exc:
             if self.state.kamailio_reachable is not False:
-                log.warning("Kamailio JSON-RPC at %s unreachable: %s", self.url, exc)
+                log.log(self.unreachable_level, "Kamailio JSON-RPC at %s unreachable: %s", self.url, exc)
             self.state.kamailio_reachable = False
             return False
         if self.state.kamailio_reachable is not True:

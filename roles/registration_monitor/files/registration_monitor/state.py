@@ -35,7 +35,7 @@ class ForwardOutcome:
 
     @property
     def success(self) -> bool:
-        return 200 <= self.code < 300  # noqa: PLR2004 - SIP classes
+        return 200 <= self.code < 300
 
     def bound(self, now: float) -> bool:
         return self.success and self.expires > 0 and self.time + self.expires > now
@@ -116,10 +116,10 @@ class MonitorState:
 
     # ---------------------------------------------------------------- static registrations
 
-    def apply_registry(self, change: RegistryChange) -> str | None:
+    def apply_registry(self, change: RegistryChange, *, count: bool = True) -> str | None:
         """Apply a Registry event; the failure reason counted (each Rejected answer is one failure)."""
         self.registrations[change.dn] = change.status
-        if change.status == REJECTED:
+        if change.status == REJECTED and count:
             self.failures["rejected"] += 1
             return "rejected"
         return None
@@ -165,10 +165,17 @@ class MonitorState:
     def registered_asterisk(self) -> set[str]:
         return {dn for dn, uris in self.contacts.items() if uris}
 
-    def bound_genesys(self, now: float) -> set[str]:
-        if self.mode == "static":
-            return {dn for dn, status in self.registrations.items() if status == REGISTERED}
+    def bound_static(self) -> set[str]:
+        """DNs whose static registration (Asterisk's type=registration) is Registered."""
+        return {dn for dn, status in self.registrations.items() if status == REGISTERED}
+
+    def bound_kamailio(self, now: float) -> set[str]:
+        """DNs Kamailio's last forwarded REGISTER bound at Genesys (2xx, expires > 0, not run out)."""
         return {dn for dn, outcome in self.forwarded.items() if outcome.bound(now)}
+
+    def bound_genesys(self, now: float) -> set[str]:
+        """DNs bound at Genesys through the active mode."""
+        return self.bound_static() if self.mode == "static" else self.bound_kamailio(now)
 
     def counts(self, now: float) -> Counts:
         registered = self.registered_asterisk()
@@ -176,11 +183,21 @@ class MonitorState:
         return Counts(len(registered), len(bound), len(registered - bound))
 
     def per_dn(self, now: float) -> dict[str, dict[str, bool]]:
+        """Per DN: registered at Asterisk, bound through the active mode, and through each path.
+
+        Both paths matter during a switch: the monitor keeps the old mode until the switch ends.
+        """
         registered = self.registered_asterisk()
-        bound = self.bound_genesys(now)
+        static, kamailio = self.bound_static(), self.bound_kamailio(now)
+        bound = static if self.mode == "static" else kamailio
         return {
-            dn: {"registered_asterisk": dn in registered, "bound_genesys": dn in bound}
-            for dn in sorted(set(self.dns) | registered | bound)
+            dn: {
+                "registered_asterisk": dn in registered,
+                "bound_genesys": dn in bound,
+                "bound_static": dn in static,
+                "bound_kamailio": dn in kamailio,
+            }
+            for dn in sorted(set(self.dns) | registered | static | kamailio)
         }
 
     def snapshot(self, now: float) -> dict[str, Any]:

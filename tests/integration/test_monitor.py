@@ -1,0 +1,95 @@
+"""The registration monitor, as an operator relies on it: /metrics and /healthz on the lab."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GATEWAY,
+    STANDIN_PROJECT,
+    compose,
+    ensure_mode,
+    held_clients,
+    run_client,
+    wait_for,
+)
+
+MONITOR = f"http://{GATEWAY}:9110"
+DN = "1002"
+
+
+def metrics() -> dict[str, float]:
+    with urllib.request.urlopen(f"{MONITOR}/metrics", timeout=3) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(webrtc_[a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
+        if match:
+            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return values
+
+
+def gauge(name: str) -> float:
+    return metrics().get(name, -1.0)
+
+
+def healthz() -> int:
+    try:
+        with urllib.request.urlopen(f"{MONITOR}/healthz", timeout=3) as response:
+            return int(response.status)
+    except OSError as error:
+        return int(getattr(error, "code", 0))
+
+
+@pytest.fixture(params=["kamailio", "static"])
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    ensure_mode(str(request.param))
+    wait_for("the monitor healthy", lambda: healthz() == 200, timeout=30)
+    yield str(request.param)
+
+
+def test_register_and_unregister_show_within_two_seconds(mode: str) -> None:
+    baseline = gauge("webrtc_dns_registered_asterisk")
+    with held_clients({DN: DN_PASSWORDS[DN]}, reconnect=False):
+        wait_for(
+            "1002 registered at Asterisk in /metrics",
+            lambda: gauge("webrtc_dns_registered_asterisk") >= baseline + 1,
+            timeout=2,
+        )
+        wait_for("no DN registered but unbound", lambda: gauge("webrtc_dns_unbound_genesys") == 0, timeout=2)
+        assert gauge("webrtc_dns_bound_genesys") >= 1
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")
+    wait_for("1002 gone from /metrics", lambda: gauge("webrtc_dns_registered_asterisk") == baseline, timeout=2)
+
+
+def test_standin_down_makes_the_unbound_gauge_one() -> None:
+    ensure_mode("kamailio")
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")
+    compose("stop", "genesys", project=STANDIN_PROJECT)
+    try:
+        run_client({DN: DN_PASSWORDS[DN]}, "register")
+        wait_for("webrtc_dns_unbound_genesys == 1", lambda: gauge("webrtc_dns_unbound_genesys") == 1, timeout=15)
+    finally:
+        compose("start", "genesys", project=STANDIN_PROJECT)
+    run_client({DN: DN_PASSWORDS[DN]}, "register")
+    wait_for("bound again once the stand-in is back", lambda: gauge("webrtc_dns_unbound_genesys") == 0, timeout=10)
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")
+
+
+def test_monitor_reconnects_after_an_asterisk_restart() -> None:
+    ensure_mode("kamailio")
+    run_client({DN: DN_PASSWORDS[DN]}, "register")
+    wait_for("1002 registered", lambda: gauge("webrtc_dns_registered_asterisk") >= 1, timeout=5)
+    compose("restart", "asterisk")
+    wait_for(
+        "the monitor reconnected", lambda: healthz() == 200 and gauge("webrtc_monitor_ami_connected") == 1, timeout=60
+    )
+    # Contacts survive the restart (astdb): the monitor's state must still count 1002.
+    wait_for("state correct after the restart", lambda: gauge("webrtc_dns_registered_asterisk") >= 1, timeout=10)
+    log = compose("logs", "--no-log-prefix", "registration-monitor")
+    assert re.search(r"reconnect", log, re.IGNORECASE), log[-2000:]
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")
