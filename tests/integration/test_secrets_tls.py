@@ -13,14 +13,10 @@ from lab import (
     LAB_VARS,
     PROJECT,
     STANDIN_PROJECT,
-    WSS_URL,
     compose,
-    ensure_mode,
     run_playbook,
     service_log,
 )
-from lab.rawsip import WsSip
-from websockets.exceptions import InvalidStatus
 
 SECRETS = {
     "genesys password": "lab-genesys-secret-for-vvv",
@@ -100,13 +96,3 @@ def test_tls_12_and_13_are_accepted(version: str, name: str) -> None:
     result = _handshake(version)
     assert result.returncode == 0, result.stderr[-500:]
     assert f"Protocol  : {name}" in result.stdout or f"New, {name}" in result.stdout
-
-
-@pytest.mark.parametrize("mode", ["kamailio", "static"])
-def test_websocket_upgrade_with_a_foreign_origin_is_refused(mode: str) -> None:
-    ensure_mode(mode)
-    with pytest.raises(InvalidStatus) as refused:
-        WsSip(WSS_URL, origin="https://evil.example")
-    assert refused.value.response.status_code == 403
-    with WsSip(WSS_URL, origin="https://lab-gateway:8443"):
-        pass  # an allowed Origin opens the WebSocket

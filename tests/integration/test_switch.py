@@ -6,6 +6,7 @@ Genesys stand-in's bindings are sampled every 100 ms."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -168,19 +169,28 @@ def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None
     ensure_mode("static")
     stopped = threading.Event()
 
-    def kill_kamailio_once_nginx_points_at_it() -> None:
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def break_kamailio_once_nginx_points_at_it() -> None:
+        """Stop Kamailio and hold its WebSocket port: it cannot come back (a persistent fault)."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if f"server {GATEWAY}:8080;" in (PROJECT / "nginx/nginx.conf").read_text():
                 compose("stop", "-t", "0", "kamailio")
+                squatter.bind((GATEWAY, 8080))
+                squatter.listen(1)
                 stopped.set()
                 return
             time.sleep(0.05)
 
-    saboteur = threading.Thread(target=kill_kamailio_once_nginx_points_at_it, daemon=True)
+    saboteur = threading.Thread(target=break_kamailio_once_nginx_points_at_it, daemon=True)
     saboteur.start()
-    result = run_playbook("revert.yml", {"gateway_verify_timeout": 10})
-    saboteur.join(timeout=5)
+    try:
+        result = run_playbook("revert.yml", {"gateway_verify_timeout": 10})
+        saboteur.join(timeout=5)
+    finally:
+        squatter.close()
     assert stopped.is_set(), "the fault was never injected"
     assert result.returncode != 0
     assert "FAILED at" in result.stdout and "back in\n" not in result.stdout

@@ -119,7 +119,7 @@ class WsSip:
             subprotocols=["sip"],
             ssl=context,
             additional_headers=headers,
-            open_timeout=5,  # type: ignore[list-item]
+            open_timeout=15,  # type: ignore[list-item]
         )
 
     def send(self, message: str, timeout: float = 5) -> Response:

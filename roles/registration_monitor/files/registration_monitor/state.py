@@ -163,7 +163,10 @@ class MonitorState:
     # ---------------------------------------------------------------- derived views
 
     def registered_asterisk(self) -> set[str]:
-        return {dn for dn, uris in self.contacts.items() if uris}
+        """DNs with a contact at Asterisk. With a configured DN list, only those count: a DN
+        removed from the gateway can leave contacts behind in Asterisk's astdb until they expire."""
+        registered = {dn for dn, uris in self.contacts.items() if uris}
+        return registered & set(self.dns) if self.dns else registered
 
     def bound_static(self) -> set[str]:
         """DNs whose static registration (Asterisk's type=registration) is Registered."""
