@@ -106,4 +106,4 @@ bench: lab clients $(BIN)/.bench-installed ## Benchmarks on the lab (N=1000 DNs,
 	$(BIN)/python -m bench.run --mode full --out bench/results $(BENCH_OPTS)
 
 bench-smoke: lab clients $(BIN)/.bench-installed ## The benchmarks' smoke run (N=20, M=5), well-formed results only
-	$(BIN)/pytest tests/integration/test_bench_smoke.py $(PYTEST_OPTS)
+	$(BIN)/pytest tests/bench $(PYTEST_OPTS)

@@ -57,6 +57,13 @@ KAMAILIO_CASES = (
         "kamailio",
         (("webrtc_genesys_auth_enabled", True),),
     ),
+    KamailioCase(
+        "proxy-quiet-no-pike",
+        "kamailio",
+        "kamailio-proxy.cfg.j2",
+        "kamailio",
+        (("kamailio_log_sequence", False), ("kamailio_pike_enabled", False)),
+    ),
     *(
         KamailioCase(
             f"standin-{behaviour}{'-auth' if auth else ''}",

@@ -1,0 +1,348 @@
+"""summary.json, summary.md and the plots, from the benchmarks' result files in a directory.
+
+.venv/bin/python -m bench.report bench/results     # rebuild from existing results
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from bench.common import cpu_model, log, write_json
+
+# What a run records about itself (kept when the summary is rebuilt from the result files).
+RUN_INFO_KEYS = (
+    "date",
+    "mode",
+    "config",
+    "invocations",
+    "benchmarks_run",
+    "errors",
+    "deviations",
+    "run_seconds",
+    "lab_minutes_total",
+    "playbook_runs",
+)
+TARGETS = {
+    "throughput": "Kamailio >= 0.8x Asterisk alone, 0 DNs lost",
+    "gap": "gap 0 ms with our playbooks",
+    "revert": "revert.yml <= 1.5x the seed's procedure",
+}
+
+
+def load(out: Path, name: str) -> dict[str, Any]:
+    path = out / f"{name}.json"
+    if not path.exists():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
+    tp = load(out, "throughput")
+    ws = load(out, "websocket")
+    gap = load(out, "switch_gap")
+    cost = load(out, "switch_cost")
+    scale = load(out, "static_scale")
+    common = tp.get("at_highest_common_rate") or {}
+    summary: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        **run_info,
+        # 1. throughput
+        "throughput_ratio_kamailio_vs_direct": tp.get("throughput_ratio_kamailio_vs_direct"),
+        "max_sustained_rate_kamailio": (tp.get("max_sustained_rate") or {}).get("kamailio"),
+        "max_sustained_rate_direct": (tp.get("max_sustained_rate") or {}).get("direct"),
+        "throughput_capped_by_ladder": tp.get("capped_by_ladder"),
+        "achieved_ratio_at_max": tp.get("achieved_ratio_at_max"),
+        "delay_rate": common.get("offered_rate"),
+        "delay_p50_ms_kamailio": (common.get("kamailio") or {}).get("p50_ms"),
+        "delay_p95_ms_kamailio": (common.get("kamailio") or {}).get("p95_ms"),
+        "delay_p99_ms_kamailio": (common.get("kamailio") or {}).get("p99_ms"),
+        "delay_p50_ms_direct": (common.get("direct") or {}).get("p50_ms"),
+        "delay_p95_ms_direct": (common.get("direct") or {}).get("p95_ms"),
+        "delay_p99_ms_direct": (common.get("direct") or {}).get("p99_ms"),
+        "lost_dns": tp.get("lost_dns"),
+        "bound_at_standin": (tp.get("verification") or {}).get("bound_at_standin"),
+        "n_dns": tp.get("n_dns"),
+        # 2. websocket
+        "ws_clients": ws.get("m_clients"),
+        "ws_all_registered_s_kamailio": (ws.get("median") or {}).get("kamailio_all_registered_s"),
+        "ws_all_bound_s_kamailio": (ws.get("median") or {}).get("kamailio_all_bound_s"),
+        "ws_all_registered_s_direct": (ws.get("median") or {}).get("direct_all_registered_s"),
+        "ws_all_registered_s_static_nginx": (ws.get("median") or {}).get("static_nginx_all_registered_s"),
+        "ws_time_ratio_kamailio_vs_direct": ws.get("ws_time_ratio_kamailio_vs_direct"),
+        "ws_static_registered_max": ws.get("static_registered_max"),
+        # 3. switch cost
+        "revert_s_ours": (cost.get("median") or {}).get("ours_revert_s"),
+        "revert_s_seed": (cost.get("median") or {}).get("seed_revert_s"),
+        "rollback_s_ours": (cost.get("median") or {}).get("ours_rollback_s"),
+        "rollback_s_seed": (cost.get("median") or {}).get("seed_rollback_s"),
+        "revert_time_ratio_vs_seed": cost.get("revert_time_ratio_vs_seed"),
+        "rollback_time_ratio_vs_seed": cost.get("rollback_time_ratio_vs_seed"),
+        "switch_reps": cost.get("reps"),
+        "idempotent_changed_revert": ((cost.get("idempotent") or {}).get("revert") or {}).get("changed"),
+        "idempotent_changed_rollback": ((cost.get("idempotent") or {}).get("rollback") or {}).get("changed"),
+        # 4. switch gap
+        "switch_gap_ms_ours": gap.get("switch_gap_ms_ours"),
+        "switch_gap_ms_seed": gap.get("switch_gap_ms_seed"),
+        "switch_dns_unbound_ours": gap.get("dns_unbound_ours"),
+        "switch_dns_unbound_seed": gap.get("dns_unbound_seed"),
+        "switch_leftovers_ours": gap.get("leftovers_ours"),
+        "switch_leftovers_seed": gap.get("leftovers_seed"),
+        "switch_outage_ms_max_ours": max(
+            (s["outage_ms"]["max"] or 0 for k, s in (gap.get("switches") or {}).items() if k.startswith("ours")),
+            default=None,
+        ),
+        "switch_outage_ms_max_seed": max(
+            (s["outage_ms"]["max"] or 0 for k, s in (gap.get("switches") or {}).items() if k.startswith("seed")),
+            default=None,
+        ),
+        # 5. static scale
+        "static_scale": {
+            str(s["bench_dns"]): {
+                "registrations": s.get("registrations"),
+                "booted_s": s.get("median_booted_s"),
+                "all_registered_s": s.get("median_all_registered_s"),
+                "skipped": s.get("skipped"),
+                "error": (s.get("error") or "")[:200] or None,
+            }
+            for s in scale.get("sizes", [])
+        },
+    }
+    tp_ratio, lost = summary["throughput_ratio_kamailio_vs_direct"], summary["lost_dns"]
+    summary["targets"] = {
+        TARGETS["throughput"]: None if tp_ratio is None or lost is None else (tp_ratio >= 0.8 and lost == 0),
+        TARGETS["gap"]: None if summary["switch_gap_ms_ours"] is None else summary["switch_gap_ms_ours"] == 0,
+        TARGETS["revert"]: None
+        if summary["revert_time_ratio_vs_seed"] is None
+        else summary["revert_time_ratio_vs_seed"] <= 1.5,
+    }
+    return summary
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        value = f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return f"{value}{unit}"
+
+
+def delays(summary: dict[str, Any], path: str) -> str:
+    return " / ".join(fmt(summary[f"delay_{p}_ms_{path}"]) for p in ("p50", "p95", "p99")) + " ms"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    s = summary
+    rows = [
+        ("Highest rate >= 99.9 % success, via Kamailio", fmt(s["max_sustained_rate_kamailio"], "/s")),
+        ("Highest rate >= 99.9 % success, Asterisk alone", fmt(s["max_sustained_rate_direct"], "/s")),
+        ("Throughput ratio Kamailio / Asterisk alone", fmt(s["throughput_ratio_kamailio_vs_direct"])),
+        (f"Registration delay p50/p95/p99 at {fmt(s['delay_rate'], '/s')}, via Kamailio", delays(s, "kamailio")),
+        (f"Registration delay p50/p95/p99 at {fmt(s['delay_rate'], '/s')}, Asterisk alone", delays(s, "direct")),
+        (
+            f"DNs bound at the stand-in after {fmt(s['n_dns'])} via Kamailio (lost)",
+            f"{fmt(s['bound_at_standin'])} ({fmt(s['lost_dns'])} lost)",
+        ),
+        (
+            f"{fmt(s['ws_clients'])} wss clients: all registered, via Kamailio",
+            fmt(s["ws_all_registered_s_kamailio"], " s"),
+        ),
+        (
+            f"{fmt(s['ws_clients'])} wss clients: all bound at the stand-in, via Kamailio",
+            fmt(s["ws_all_bound_s_kamailio"], " s"),
+        ),
+        (
+            f"{fmt(s['ws_clients'])} ws clients: all registered, straight to Asterisk (static)",
+            fmt(s["ws_all_registered_s_direct"], " s"),
+        ),
+        (
+            f"{fmt(s['ws_clients'])} wss clients: all registered, nginx -> Asterisk (static)",
+            fmt(s["ws_all_registered_s_static_nginx"], " s"),
+        ),
+        ("WebSocket ratio (Kamailio bound / Asterisk direct registered)", fmt(s["ws_time_ratio_kamailio_vs_direct"])),
+        ("Most wss/ws clients registered at once in static mode", fmt(s["ws_static_registered_max"])),
+        (
+            f"revert.yml, median of {fmt(s['switch_reps'])} (seed)",
+            f"{fmt(s['revert_s_ours'], ' s')} ({fmt(s['revert_s_seed'], ' s')})",
+        ),
+        (
+            f"rollback.yml, median of {fmt(s['switch_reps'])} (seed)",
+            f"{fmt(s['rollback_s_ours'], ' s')} ({fmt(s['rollback_s_seed'], ' s')})",
+        ),
+        ("revert time ratio ours / seed", fmt(s["revert_time_ratio_vs_seed"])),
+        ("rollback time ratio ours / seed", fmt(s["rollback_time_ratio_vs_seed"])),
+        (
+            "Idempotent re-run: changed (revert / rollback)",
+            f"{fmt(s['idempotent_changed_revert'])} / {fmt(s['idempotent_changed_rollback'])}",
+        ),
+        ("Switch gap, ours (seed)", f"{fmt(s['switch_gap_ms_ours'], ' ms')} ({fmt(s['switch_gap_ms_seed'], ' ms')})"),
+        (
+            "Client DNs ever unbound, ours (seed)",
+            f"{fmt(s['switch_dns_unbound_ours'])} ({fmt(s['switch_dns_unbound_seed'])})",
+        ),
+        (
+            "Old-mode leftovers after both switches, ours (seed)",
+            f"{fmt(s['switch_leftovers_ours'])} ({fmt(s['switch_leftovers_seed'])})",
+        ),
+        (
+            "Longest client outage, ours (seed)",
+            f"{fmt(s['switch_outage_ms_max_ours'], ' ms')} ({fmt(s['switch_outage_ms_max_seed'], ' ms')})",
+        ),
+    ]
+    for size, figures in s["static_scale"].items():
+        if figures.get("skipped"):
+            rows.append((f"Static mode, {size} bench DNs", f"skipped ({figures['skipped']})"))
+        elif figures.get("error"):
+            rows.append((f"Static mode, {size} bench DNs", "failed (see static_scale.json)"))
+        else:
+            rows.append(
+                (
+                    f"Static mode, {figures['registrations']} DNs: Asterisk booted / all Registered",
+                    f"{fmt(figures['booted_s'], ' s')} / {fmt(figures['all_registered_s'], ' s')}",
+                )
+            )
+    lines = ["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+    lines += ["", "| target | met |", "|---|---|"]
+    lines += [f"| {name} | {fmt(met)} |" for name, met in s["targets"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plots(out: Path) -> list[str]:
+    """registration_delay.png and switch_bindings.png; [] without matplotlib."""
+    try:
+        import matplotlib  # noqa: PLC0415 - optional (bench/requirements.txt)
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        log("matplotlib missing (pip install -r bench/requirements.txt): no plots")
+        return []
+    made: list[str] = []
+    if delay_plot(plt, out):
+        made.append("registration_delay.png")
+    if gap_plot(plt, out):
+        made.append("switch_bindings.png")
+    return made
+
+
+def delay_plot(plt: Any, out: Path) -> bool:
+    """Delay percentiles and achieved throughput per offered rate, both paths."""
+    tp = load(out, "throughput")
+    if tp.get("per_rate"):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        styles = {"kamailio": "tab:red", "direct": "tab:blue"}
+        names = {"kamailio": "via Kamailio", "direct": "Asterisk alone"}
+        for target, rows in tp["per_rate"].items():
+            rates = [r["offered_rate"] for r in rows]
+            for key, dash in (("p50_ms", "-"), ("p95_ms", "--"), ("p99_ms", ":")):
+                ax1.plot(
+                    rates,
+                    [r[key] for r in rows],
+                    dash,
+                    marker="o",
+                    color=styles[target],
+                    label=f"{names[target]} {key[:3]}",
+                )
+            ax2.plot(rates, [r["achieved_rate"] for r in rows], marker="o", color=styles[target], label=names[target])
+            failed = [r for r in rows if not r["sustained"]]
+            ax2.scatter(
+                [r["offered_rate"] for r in failed],
+                [r["achieved_rate"] for r in failed],
+                s=120,
+                facecolors="none",
+                edgecolors=styles[target],
+            )
+        for ax in (ax1, ax2):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("offered registrations/s (SIPp, digest auth)")
+            ax.grid(True, alpha=0.3)
+        highest = max((r["p99_ms"] or 0) for rows in tp["per_rate"].values() for r in rows)
+        if highest > 50:  # a long tail: compress it, keep 0 ms plottable
+            ax1.set_yscale("symlog", linthresh=10)
+        ax1.set_ylim(bottom=0)
+        ax1.set_ylabel("registration delay, ms (REGISTER to 200 OK, both transactions)")
+        ax1.set_title(f"Registration delay, median of {tp.get('reps')} runs")
+        ax1.legend(fontsize=7)
+        top = max(tp.get("rates") or [1])
+        ax2.plot([min(tp["rates"]), top], [min(tp["rates"]), top], color="grey", lw=0.8, label="offered")
+        ax2.set_yscale("log", base=2)
+        ax2.set_ylabel("achieved registrations/s (circled: < 99.9 % success)")
+        ax2.set_title("Throughput")
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "registration_delay.png", dpi=110)
+        plt.close(fig)
+        return True
+    return False
+
+
+def gap_plot(plt: Any, out: Path) -> bool:
+    """Client DNs bound and their contacts at the stand-in over time, ours vs the seed's."""
+    gap = load(out, "switch_gap")
+    if gap.get("switches"):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+        clients = gap.get("m_clients") or 0
+        for ax, direction in zip(axes, ("revert", "rollback"), strict=True):
+            for who, color in (("ours", "tab:green"), ("seed", "tab:orange")):
+                sw = gap["switches"].get(f"{who}_{direction}")
+                if not sw:
+                    continue
+                t = [p[0] for p in sw["timeline"]]
+                ax.plot(
+                    t,
+                    [p[1] for p in sw["timeline"]],
+                    color=color,
+                    label=f"{who}: client DNs bound (gap {sw['gap_ms']} ms)",
+                )
+                ax.plot(
+                    t,
+                    [p[2] for p in sw["timeline"]],
+                    "--",
+                    color=color,
+                    alpha=0.7,
+                    label=f"{who}: their contacts at the stand-in",
+                )
+            ax.axhline(clients, color="grey", lw=0.6)
+            ax.axvline(0.5, color="grey", lw=0.6, ls=":")
+            ax.set_title(f"{direction} with {clients} live wss clients (switch starts at 0.5 s)")
+            ax.set_xlabel("seconds since sampling started")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+        axes[0].set_ylabel("count at the Genesys stand-in")
+        fig.tight_layout()
+        fig.savefig(out / "switch_bindings.png", dpi=110)
+        plt.close(fig)
+        return True
+    return False
+
+
+def write(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
+    summary = build_summary(out, run_info)
+    summary["plots"] = plots(out)
+    write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(markdown(summary))
+    log(f"summary: {out / 'summary.json'}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", type=Path, nargs="?", default=Path("bench/results"))
+    args = parser.parse_args(argv)
+    previous = load(args.out, "summary")
+    info: dict[str, Any] = {k: previous[k] for k in RUN_INFO_KEYS if k in previous}
+    write(args.out, info)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Run the benchmarks on the embedded lab and write bench/results (see bench/README.md).
+
+    .venv/bin/python -m bench.run --mode full            # make bench: N=1000 DNs, M=200 clients
+    .venv/bin/python -m bench.run --mode smoke --out DIR # N=20, M=5, one repetition
+    .venv/bin/python -m bench.run --only throughput,websocket --budget-min 20
+
+Order: throughput, websocket, static_scale, switch_gap, switch_cost; then the lab is put back
+in kamailio mode with the lab inventory as it is (revert.yml without extra vars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT, static_scale, switch_cost, switch_gap, throughput, websocket
+from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, restart_standin, write_json
+from bench.report import write as write_report
+from bench.sipp import clear_contacts
+
+BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost")
+# Rough costs (seconds) the time budget keeps free for what follows a benchmark.
+RESTORE_S = 100
+GAP_S = 300
+SWITCH_PAIR_S = 120
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("full", "smoke"), default="full")
+    parser.add_argument(
+        "--out", type=Path, help="results directory (default: bench/results, smoke: bench/results/tmp/smoke)"
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--budget-min", type=float, help="time budget in minutes: optional parts are skipped to fit")
+    parser.add_argument("--n", type=int, help="DNs for the SIPp benchmark")
+    parser.add_argument("--m", type=int, help="concurrent wss clients (websocket)")
+    parser.add_argument("--gap-clients", type=int, help="live clients in switch_gap (default 95; smoke 5)")
+    parser.add_argument("--rates", help="SIPp rate ladder, e.g. 100,200,400")
+    parser.add_argument("--reps", type=int, help="SIPp repetitions per rate")
+    parser.add_argument("--switch-reps", type=int, help="repetitions of each switch (switch_cost)")
+    parser.add_argument("--ws-reps", type=int, help="rounds per WebSocket path")
+    parser.add_argument("--scale-reps", type=int, help="Asterisk restarts per static scale size")
+    parser.add_argument("--scale-sizes", help="static scale DN counts, e.g. 100,1000,3000")
+    parser.add_argument(
+        "--no-kamailio-log-sequence",
+        action="store_true",
+        help="kamailio_log_sequence: false (no per-request NOTICE lines; the role's template must render it)",
+    )
+    parser.add_argument("--no-restore", action="store_true", help="leave the lab as the last benchmark left it")
+    return parser.parse_args(argv)
+
+
+def configure(args: argparse.Namespace) -> Config:
+    out = args.out or (ROOT / ("bench/results" if args.mode == "full" else "bench/results/tmp/smoke"))
+    cfg = preset(args.mode, out.resolve())
+    if args.n:
+        cfg.n_dns = args.n
+        if args.mode == "smoke":
+            cfg.switch_dns = args.n
+    if args.m:
+        cfg.m_clients = args.m
+    if args.gap_clients:
+        cfg.gap_clients = args.gap_clients
+        cfg.switch_dns = max(cfg.switch_dns, args.gap_clients)
+    if args.rates:
+        cfg.rates = [int(r) for r in args.rates.split(",")]
+    if args.reps:
+        cfg.reps = args.reps
+    if args.switch_reps is not None:
+        cfg.switch_reps = args.switch_reps
+        cfg.switch_min_reps = min(cfg.switch_min_reps, args.switch_reps)
+    if args.ws_reps:
+        cfg.ws_reps = args.ws_reps
+    if args.scale_reps:
+        cfg.scale_reps = args.scale_reps
+    if args.scale_sizes:
+        cfg.scale_sizes = [int(s) for s in args.scale_sizes.split(",")]
+    if args.no_kamailio_log_sequence:
+        cfg.kamailio_vars["kamailio_log_sequence"] = False
+    if args.budget_min:
+        cfg.budget_s = args.budget_min * 60
+    cfg.m_clients = min(cfg.m_clients, cfg.n_dns)
+    cfg.gap_clients = min(cfg.gap_clients, cfg.switch_dns)
+    return cfg
+
+
+def reserve_after(name: str, selected: list[str], cfg: Config, restore: bool) -> float:
+    """Seconds to keep free for the benchmarks after `name` (at their minimum)."""
+    later = selected[selected.index(name) + 1 :]
+    seconds = RESTORE_S if restore else 0.0
+    if "switch_gap" in later:
+        seconds += GAP_S
+    if "switch_cost" in later:
+        seconds += cfg.switch_min_reps * SWITCH_PAIR_S + (60 if cfg.idempotent else 0)
+    return seconds
+
+
+def run_one(name: str, cfg: Config, lab: Lab, reserve: float) -> dict[str, Any]:
+    if name == "throughput":
+        return throughput.run(cfg, lab)
+    if name == "websocket":
+        return websocket.run(cfg, lab)
+    if name == "static_scale":
+        return static_scale.run(cfg, lab, reserve)
+    if name == "switch_gap":
+        return switch_gap.run(cfg, lab)
+    return switch_cost.run(cfg, lab, reserve)
+
+
+def restore(lab: Lab) -> None:
+    """Kamailio mode with the lab inventory as it is: its own DNs only, default settings."""
+    restart_standin()
+    lab.playbook("revert.yml", None)
+    restart_standin()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = configure(args)
+    selected = [b for b in BENCHES if not args.only or b in args.only.split(",")]
+    unknown = set(filter(None, args.only.split(","))) - set(BENCHES)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    log(f"{cfg.mode} run of {', '.join(selected)} into {cfg.out}")
+    lab = Lab(cfg)
+    errors: dict[str, str] = {}
+    try:  # stale contacts of the lab's own DNs would make the first revert wait for them
+        clear_contacts(cfg, LAB_USERS)
+    except (BenchError, OSError, AssertionError, subprocess.SubprocessError) as error:
+        log(f"could not clear the lab DNs' contacts: {error}")
+    for name in selected:
+        bench_started = time.monotonic()
+        log(f"=== {name} ({cfg.left():.0f} s of budget left)")
+        try:
+            result = run_one(name, cfg, lab, reserve_after(name, selected, cfg, not args.no_restore))
+        except Exception as error:
+            errors[name] = f"{type(error).__name__}: {error}"[:2000]
+            (cfg.raw / f"{name}.error.txt").write_text(traceback.format_exc())
+            log(f"{name} FAILED: {errors[name][:500]}")
+            lab.state = None
+            continue
+        result["seconds"] = round(time.monotonic() - bench_started, 1)
+        result["date"] = date
+        write_json(cfg.out / f"{name}.json", result)
+        log(f"{name} done in {result['seconds']} s")
+    if not args.no_restore:
+        try:
+            restore(lab)
+        except Exception as error:
+            errors["restore"] = f"{type(error).__name__}: {error}"[:2000]
+            log(f"restore FAILED: {errors['restore'][:500]}")
+    run_info = {
+        "date": date,
+        "mode": cfg.mode,
+        "config": cfg.describe(),
+        "benchmarks_run": selected,
+        "errors": errors,
+        "run_seconds": round(time.monotonic() - started, 1),
+        "playbook_runs": len(lab.runs),
+    }
+    write_report(cfg.out, run_info)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
