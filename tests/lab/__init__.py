@@ -183,19 +183,23 @@ def run_client(
     return events
 
 
-@contextmanager
-def held_clients(users: dict[str, str], *extra: str, reconnect: bool = True) -> Iterator[Client]:
-    """Clients that register and stay registered (reconnecting like the Electron app)."""
-    args = [*extra, "--reconnect"] if reconnect else list(extra)
-    proc = subprocess.Popen(
-        client_command(users, "hold", *args),
+def spawn_hold_client(users: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    """Start a `hold` client process (its events on stdout, one JSON line each)."""
+    return subprocess.Popen(
+        client_command(users, "hold", *extra),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=client_env(),
     )
-    client = Client(proc)
+
+
+@contextmanager
+def held_clients(users: dict[str, str], *extra: str, reconnect: bool = True) -> Iterator[Client]:
+    """Clients that register and stay registered (reconnecting like the Electron app)."""
+    args = [*extra, "--reconnect"] if reconnect else list(extra)
+    client = Client(spawn_hold_client(users, *args))
     try:
         client.read_until("registered", set(users))
         yield client

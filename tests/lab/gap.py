@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab import client_command, client_env, genesys_bindings
+from lab import genesys_bindings, spawn_hold_client
 
 Bindings = dict[str, list[dict[str, Any]]]
 
@@ -101,14 +101,7 @@ class Clients:
 
 @contextmanager
 def running_clients(users: dict[str, str]) -> Iterator[Clients]:
-    proc = subprocess.Popen(
-        client_command(users, "hold", "--reconnect"),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=client_env(),
-    )
+    proc = spawn_hold_client(users, "--reconnect")
     clients = Clients(proc)
 
     def read() -> None:
