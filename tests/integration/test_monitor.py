@@ -11,6 +11,7 @@ from lab import (
     DN_PASSWORDS,
     GATEWAY,
     STANDIN_PROJECT,
+    asterisk_cli,
     compose,
     ensure_mode,
     held_clients,
@@ -53,6 +54,8 @@ def mode(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_register_and_unregister_show_within_two_seconds(mode: str) -> None:
+    run_client({DN: DN_PASSWORDS[DN]}, "unregister")  # start from a DN with no contact
+    wait_for("1002 without a contact", lambda: "1002" not in asterisk_cli("pjsip show contacts"), timeout=5)
     baseline = gauge("webrtc_dns_registered_asterisk")
     with held_clients({DN: DN_PASSWORDS[DN]}, reconnect=False):
         wait_for(
