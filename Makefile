@@ -62,7 +62,7 @@ genesys-bindings: ## Print the Genesys stand-in's bindings as JSON
 	@python3 scripts/genesys_bindings.py
 
 # ---- tests -----------------------------------------------------------------------------
-test: setup lint lab unit molecule integration ## Run every test (lint, unit, molecule, integration)
+test: setup lint lab unit molecule integration bench-smoke ## Run every test (lint, unit, molecule, integration, benchmark smoke)
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	$(BIN)/yamllint -s .

@@ -94,7 +94,7 @@ class Config:
     kamailio_vars: dict[str, Any]
     # Live clients in the gap benchmark. They start in static mode, where Asterisk's HTTP
     # server takes at most 100 WebSocket sessions (http.conf sessionlimit, default 100).
-    gap_clients: int = 95
+    gap_clients: int = 200
     budget_s: float | None = None
     started: float = field(default_factory=time.monotonic)
 

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget-min", type=float, help="time budget in minutes: optional parts are skipped to fit")
     parser.add_argument("--n", type=int, help="DNs for the SIPp benchmark")
     parser.add_argument("--m", type=int, help="concurrent wss clients (websocket)")
-    parser.add_argument("--gap-clients", type=int, help="live clients in switch_gap (default 95; smoke 5)")
+    parser.add_argument("--gap-clients", type=int, help="live clients in switch_gap (default 200; smoke 5)")
     parser.add_argument("--rates", help="SIPp rate ladder, e.g. 100,200,400")
     parser.add_argument("--reps", type=int, help="SIPp repetitions per rate")
     parser.add_argument("--switch-reps", type=int, help="repetitions of each switch (switch_cost)")

@@ -1,7 +1,7 @@
 """Benchmark 4: the registration gap during a switch, with live clients (gap_clients).
 
-JsSIP clients over wss (95 by default: they start in static mode, where Asterisk takes at
-most 100 WebSocket sessions), set to reconnect like the Electron app, stay up through four
+JsSIP clients over wss (200 by default; they start in static mode, which asterisk_http_session_limit
+lets Asterisk carry), set to reconnect like the Electron app, stay up through four
 switches while tests/lab/gap.py samples the stand-in's bindings every 100 ms:
   ours_revert    revert.yml    (static -> kamailio)
   ours_rollback  rollback.yml  (kamailio -> static)

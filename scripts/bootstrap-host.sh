@@ -57,15 +57,6 @@ CONF
   fi
 fi
 
-# The Docker engine: no systemd here, so start dockerd in the background when not answering.
-if ! docker info >/dev/null 2>&1; then
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl start docker
-  else
-    log "starting dockerd"
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
-  fi
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; exit 1; }
-fi
+# The Docker engine: no systemd here, so dockerd.sh starts it in the background.
+bash "$(dirname "$0")/dockerd.sh" start
 log "docker $(docker version --format '{{.Server.Version}}'), $(docker compose version --short)"

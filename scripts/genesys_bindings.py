@@ -24,14 +24,26 @@ def dump(rpc_url: str, timeout: float = 3.0) -> dict[str, list[dict[str, Any]]]:
     return parse_ul_dump(reply)
 
 
+def remaining(expires: Any) -> int | None:
+    """Seconds a contact has left; None once it ran out.
+
+    usrloc prints "expired" or "deleted" for a contact its timer has not purged yet (it runs
+    once a minute): such a contact is not a binding any more.
+    """
+    if isinstance(expires, int) or (isinstance(expires, str) and expires.lstrip("-").isdigit()):
+        return int(expires) if int(expires) > 0 else None
+    return 0 if expires == "permanent" else None
+
+
 def parse_ul_dump(reply: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     bindings: dict[str, list[dict[str, Any]]] = {}
     for domain in reply.get("result", {}).get("Domains", []):
         for aor in domain.get("Domain", {}).get("AoRs", []):
             info = aor.get("Info", {})
             contacts = [
-                {"contact": c["Contact"]["Address"], "expires": int(c["Contact"]["Expires"])}
+                {"contact": c["Contact"]["Address"], "expires": expires}
                 for c in info.get("Contacts", [])
+                if (expires := remaining(c["Contact"]["Expires"])) is not None
             ]
             if contacts:
                 bindings[str(info.get("AoR"))] = sorted(contacts, key=lambda c: c["contact"])

@@ -66,6 +66,24 @@ def compose(*args: str, project: Path = PROJECT, check: bool = True, timeout: fl
     return result.stdout + result.stderr
 
 
+def container_state(service: str, project: Path = PROJECT) -> dict[str, Any] | None:
+    """docker inspect's State of a compose service's container (None: no container)."""
+    cid = compose("ps", "-aq", service, project=project).strip()
+    if not cid:
+        return None
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{json .State}}|{{.RestartCount}}", cid],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    state_json, _, restarts = out.rpartition("|")
+    state: dict[str, Any] = json.loads(state_json)
+    state["RestartCount"] = int(restarts)
+    return state
+
+
 def service_log(service: str, since: str | None = None) -> str:
     args = ["logs", "--no-log-prefix", "--no-color"]
     if since:
@@ -142,6 +160,13 @@ class Client:
                 seen.add(item["dn"])
             if item["event"] == "registrationFailed" and event == "registered":
                 raise AssertionError(f"registration failed: {item}")
+        return self.events
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Stop the client and return every event it printed, the unread ones included."""
+        self.stop()
+        assert self.proc.stdout is not None
+        self.events += [json.loads(line) for line in self.proc.stdout.read().splitlines() if line.startswith("{")]
         return self.events
 
     def stop(self) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import stat
-import subprocess
 import urllib.request
 
-from lab import GATEWAY, PROJECT, compose, error_lines, wait_for
+from lab import GATEWAY, PROJECT, compose, container_state, error_lines, wait_for
 
 SECRET_FILES = (
     "asterisk/etc/pjsip.conf",
@@ -17,12 +16,8 @@ SECRET_FILES = (
 
 
 def _started_at(service: str) -> str | None:
-    cid = compose("ps", "-q", service).strip()
-    if not cid:
-        return None
-    return subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.StartedAt}}", cid], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    state = container_state(service)
+    return state["StartedAt"] if state else None
 
 
 def test_no_error_lines_since_start(running_services: list[str]) -> None:

@@ -105,25 +105,35 @@ class Register:
 
 
 class WsSip:
-    """SIP over a real wss connection (through nginx, with the sip subprotocol)."""
+    """SIP over a real wss connection (through nginx, with the sip subprotocol).
 
-    def __init__(self, url: str, origin: str | None = None) -> None:
-        host = url.split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
+    bind: a loopback source address for the TCP connection (a distinct "client address" for
+    nginx's X-Real-IP, as a second agent or an attacker elsewhere would have).
+    """
+
+    def __init__(self, url: str, origin: str | None = None, bind: str | None = None) -> None:
+        host, _, port = url.split("//", 1)[1].split("/", 1)[0].partition(":")
         assert_loopback(host)
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
         headers = {"Origin": origin} if origin else None
+        sock = None
+        if bind:
+            assert_loopback(bind)
+            sock = socket.create_connection((host, int(port or 443)), timeout=15, source_address=(bind, 0))
         self.ws: ClientConnection = connect(
             url,
-            subprotocols=["sip"],
+            subprotocols=["sip"],  # type: ignore[list-item]
             ssl=context,
             additional_headers=headers,
-            open_timeout=15,  # type: ignore[list-item]
+            open_timeout=15,
+            sock=sock,
+            server_hostname=host if sock else None,
         )
 
-    def send(self, message: str, timeout: float = 5) -> Response:
-        """Send a request; return the first final (>= 200) response."""
+    def send(self, message: str | bytes, timeout: float = 5) -> Response:
+        """Send a request (bytes go as a binary frame); return the first final (>= 200) response."""
         self.ws.send(message)
         deadline = time.monotonic() + timeout
         while True:
@@ -144,6 +154,21 @@ class WsSip:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def register_with_digest(
+    client: WsSip | UdpSip, reg: Register, username: str, password: str, timeout: float = 5
+) -> Response | None:
+    """A REGISTER as a client sends it: once, and again with credentials if challenged."""
+    answer = client.send(reg.render(), timeout=timeout)
+    if answer is None or answer.status not in (401, 407):
+        return answer
+    proxy = answer.status == 407
+    challenge = answer.header("Proxy-Authenticate" if proxy else "WWW-Authenticate") or ""
+    header = "Proxy-Authorization" if proxy else "Authorization"
+    reg.cseq += 1
+    reg.extra = (digest_authorization(challenge, username, password, reg.uri, header=header),)
+    return client.send(reg.render(), timeout=timeout)
 
 
 class UdpSip:
