@@ -8,6 +8,7 @@ down, Asterisk restarted, Kamailio killed, the Docker daemon restarted.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -73,6 +74,11 @@ def standin_answering() -> bool:
     return True
 
 
+def asterisk_booted() -> bool:
+    out = compose("exec", "-T", "asterisk", "asterisk", "-rx", "core waitfullybooted", check=False)
+    return "fully booted" in out
+
+
 def running(service: str) -> bool:
     state = container_state(service)
     return bool(state and state["Running"])
@@ -90,7 +96,7 @@ def asterisk_restored() -> Iterator[None]:
     yield
     if not running("asterisk"):
         compose("start", "asterisk")
-    wait_for("Asterisk fully booted", lambda: "fully booted" in asterisk_cli("core waitfullybooted"), timeout=60)
+    wait_for("Asterisk fully booted", asterisk_booted, timeout=60)
 
 
 def test_genesys_down_clients_still_registered_and_bound_again_by_next_refresh(standin_restored: None) -> None:
@@ -105,7 +111,7 @@ def test_genesys_down_clients_still_registered_and_bound_again_by_next_refresh(s
         for dn in USERS:
             wait_for(
                 f"Kamailio logging the failed forward for {dn}",
-                lambda dn=dn: f"reply for DN {dn} (expires {EXPIRES}): timeout" in kamailio_log_since(since),
+                lambda dn=dn: re.search(rf"reply for DN {dn} \(expires \d+\): timeout", kamailio_log_since(since)),
                 timeout=15,
             )
         assert not standin_answering(), "the stand-in should still be down here"
@@ -144,11 +150,13 @@ def test_asterisk_restart_clean_error_while_away_and_no_binding_left_for_a_clien
             leaving.stop()
         since = now_iso()
         compose("start", "asterisk")
-        wait_for("Asterisk fully booted", lambda: "fully booted" in asterisk_cli("core waitfullybooted"), timeout=60)
+        wait_for("Asterisk fully booted", asterisk_booted, timeout=60)
         # The staying client re-registers with the restarted Asterisk, and is mirrored again.
         wait_for(
             f"{stays} re-registered through the restarted Asterisk and bound at Genesys",
-            lambda: f"Genesys REGISTER reply for DN {stays} (expires {EXPIRES}): 200" in kamailio_log_since(since),
+            lambda: re.search(
+                rf"Genesys REGISTER reply for DN {stays} \(expires \d+\): 200", kamailio_log_since(since)
+            ),
             timeout=REFRESH_WAIT,
         )
         # The DN whose client is gone: its binding at Genesys runs out with the registration

@@ -163,11 +163,12 @@ class Client:
         return self.events
 
     def finish(self) -> list[dict[str, Any]]:
-        """Stop the client and return every event it printed, the unread ones included."""
+        """Stop the client and return every event it printed before the stop, unread ones included."""
+        stopped_ms = time.time() * 1000
         self.stop()
         assert self.proc.stdout is not None
         self.events += [json.loads(line) for line in self.proc.stdout.read().splitlines() if line.startswith("{")]
-        return self.events
+        return [event for event in self.events if event["t"] < stopped_ms]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from lab import assert_loopback
 
-_STATUS = re.compile(r"^SIP/2\.0 (\d{3}) ([^\r\n]*)")
+_STATUS = re.compile(r"^(?:SIP/2\.0|HTTP/1\.[01]) (\d{3}) ([^\r\n]*)")
 
 
 @dataclass
@@ -141,7 +141,7 @@ class WsSip:
             if remaining <= 0:
                 raise TimeoutError("no final response")
             raw = self.ws.recv(timeout=remaining)
-            text = raw if isinstance(raw, str) else raw.decode()
+            text = raw if isinstance(raw, str) else raw.decode(errors="replace")
             response = parse_response(text)
             if response.status >= 200:
                 return response
