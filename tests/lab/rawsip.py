@@ -14,7 +14,13 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response as HttpResponse
+from websockets.protocol import State
+from websockets.typing import Origin, Subprotocol
+from websockets.uri import parse_uri
 
 from lab import assert_loopback
 
@@ -104,6 +110,114 @@ class Register:
         return "\r\n".join(lines) + "\r\n\r\n"
 
 
+class WsConnection:
+    """A WebSocket client connection driven from one thread only.
+
+    websockets' threaded client reads an SSLSocket in a background thread while the caller
+    writes to it: OpenSSL objects are not safe for that, and it crashed the test process with
+    a segmentation fault (and timed handshakes out) under the hostile corpus. Here websockets'
+    Sans-I/O protocol does the framing and this thread alone does all socket I/O.
+    """
+
+    def __init__(self, url: str, origin: str | None, sock: socket.socket, context: ssl.SSLContext) -> None:
+        self.protocol = ClientProtocol(
+            parse_uri(url),
+            origin=Origin(origin) if origin else None,
+            subprotocols=[Subprotocol("sip")],
+        )
+        host = url.split("//", 1)[1].split("/", 1)[0].rpartition(":")[0]
+        self.sock = context.wrap_socket(sock, server_hostname=host)
+        self._messages: list[str | bytes] = []
+        self._fragments: list[Frame] = []
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        deadline = time.monotonic() + 15
+        while self.protocol.state is State.CONNECTING:
+            self._read(deadline)
+        if self.protocol.handshake_exc is not None:
+            raise self.protocol.handshake_exc
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.sock.sendall(chunk)
+
+    def _read(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no WebSocket data in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except (TimeoutError, ssl.SSLWantReadError) as timeout:
+            raise TimeoutError("no WebSocket data in time") from timeout
+        except OSError:
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                self._collect(event)
+            elif isinstance(event, HttpResponse) and self.protocol.handshake_exc is not None:
+                raise self.protocol.handshake_exc
+        self._flush()  # pongs and close replies
+        if not data and self.protocol.state is State.CONNECTING:
+            raise InvalidHandshake("connection closed during the WebSocket handshake")
+
+    def _collect(self, frame: Frame) -> None:
+        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return
+        self._fragments.append(frame)
+        if not frame.fin:
+            return
+        payload = b"".join(bytes(f.data) for f in self._fragments)
+        text = self._fragments[0].opcode is Opcode.TEXT
+        self._fragments = []
+        self._messages.append(payload.decode(errors="replace") if text else payload)
+
+    def send(self, message: str | bytes) -> None:
+        """A text frame for str, a binary frame for bytes; ConnectionClosed once closed."""
+        if self.protocol.state is not State.OPEN:
+            raise self.protocol.close_exc
+        if isinstance(message, str):
+            self.protocol.send_text(message.encode())
+        else:
+            self.protocol.send_binary(message)
+        try:
+            self._flush()
+        except OSError:
+            self.protocol.receive_eof()
+            raise self.protocol.close_exc from None
+
+    def recv(self, timeout: float = 5) -> str | bytes:
+        """The next message; TimeoutError if none comes, ConnectionClosed once closed."""
+        deadline = time.monotonic() + timeout
+        while not self._messages:
+            if self.closed:
+                raise self.protocol.close_exc
+            self._read(deadline)
+        return self._messages.pop(0)
+
+    @property
+    def closed(self) -> bool:
+        return self.protocol.state is State.CLOSED
+
+    def close(self) -> None:
+        try:
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close()
+                self._flush()
+                deadline = time.monotonic() + 2
+                while not self.closed:
+                    self._read(deadline)
+        except (OSError, TimeoutError, ConnectionClosed):
+            pass
+        finally:
+            self.sock.close()
+
+
 class WsSip:
     """SIP over a real wss connection (through nginx, with the sip subprotocol).
 
@@ -117,20 +231,16 @@ class WsSip:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
-        headers = {"Origin": origin} if origin else None
-        sock = None
         if bind:
             assert_loopback(bind)
-            sock = socket.create_connection((host, int(port or 443)), timeout=15, source_address=(bind, 0))
-        self.ws: ClientConnection = connect(
-            url,
-            subprotocols=["sip"],  # type: ignore[list-item]
-            ssl=context,
-            additional_headers=headers,
-            open_timeout=15,
-            sock=sock,
-            server_hostname=host if sock else None,
+        sock = socket.create_connection(
+            (host, int(port or 443)), timeout=15, source_address=(bind or "", 0) if bind else None
         )
+        try:
+            self.ws = WsConnection(url, origin, sock, context)
+        except BaseException:
+            sock.close()
+            raise
 
     def send(self, message: str | bytes, timeout: float = 5) -> Response:
         """Send a request (bytes go as a binary frame); return the first final (>= 200) response."""
