@@ -74,7 +74,7 @@ def legit_registers() -> int | None:
 def send_udp(row: Row) -> int | None:
     with UdpSip(GATEWAY, SIP_PORT, bind=ATTACKER) as udp:
         peer = Peer(GATEWAY, f"{udp.local[0]}:{udp.local[1]}", "UDP")
-        answer = udp.send(row.build(peer), timeout=1.0)
+        answer = udp.send(row.build(peer), timeout=1.0, retransmit=False)
         return answer.status if answer else None
 
 

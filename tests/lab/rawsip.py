@@ -291,19 +291,32 @@ class UdpSip:
         self.sock.bind((bind, 0))
         self.local = self.sock.getsockname()
 
-    def send(self, message: str | bytes, timeout: float = 3) -> Response | None:
+    def send(self, message: str | bytes, timeout: float = 3, retransmit: bool = True) -> Response | None:
+        """Send a request; return the first final response, or None when none came in time.
+
+        retransmit: resend as a UDP user agent does (RFC 3261 timer E: T1 = 0.5 s, doubling up
+        to T2 = 4 s) until a final response or the timeout. UDP may drop a datagram, as it does
+        when a flood fills the listener's receive buffer; a real client would not give up there.
+        False sends exactly one datagram (a hostile message as such).
+        """
         data = message.encode() if isinstance(message, str) else message
         self.sock.sendto(data, self.peer)
         deadline = time.monotonic() + timeout
+        interval = 0.5
+        resend_at = time.monotonic() + interval if retransmit else deadline
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return None
-            self.sock.settimeout(remaining)
+            if now >= resend_at:
+                self.sock.sendto(data, self.peer)
+                interval = min(2 * interval, 4.0)
+                resend_at = now + interval
+            self.sock.settimeout(min(deadline, resend_at) - now)
             try:
                 raw, _ = self.sock.recvfrom(65535)
             except TimeoutError:
-                return None
+                continue
             response = parse_response(raw.decode(errors="replace"))
             if response.status >= 200:
                 return response
