@@ -15,14 +15,12 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab import (
     GATEWAY,
-    KAMAILIO_RPC,
     LAB_VARS,
     PROJECT,
     STANDIN_PROJECT,
@@ -31,6 +29,7 @@ from lab import (
     compose,
     gateway_state,
     genesys_bindings,
+    kamailio_switch_action,
     run_playbook,
 )
 
@@ -353,14 +352,6 @@ def forwarded_bound(dns: list[str] | set[str], bindings: dict[str, list[dict[str
     return {dn for dn in dns if any(";line=" not in b["contact"] for b in current.get(dn, []))}
 
 
-def reassert_forwarded() -> int:
-    """Kamailio re-sends every forwarded registration (its switch action on the RPC port)."""
-    url = KAMAILIO_RPC.rsplit("/RPC", 1)[0] + "/forwarded/reassert"
-    assert_loopback(url.split("//", 1)[1])
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - lab loopback URL
-        return int(json.load(response).get("reasserted", 0))
-
-
 def restart_standin(reassert: bool = False) -> None:
     """Forget every binding at the stand-in (it keeps them in memory only). Asterisk's static
     registrations, if any, are sent again; with `reassert`, Kamailio's forwarded ones too."""
@@ -378,7 +369,7 @@ def restart_standin(reassert: bool = False) -> None:
         )
     if reassert and state["services"].get("kamailio"):
         forwarded = sorted(state["kamailio"]["forwarded"])
-        reassert_forwarded()
+        kamailio_switch_action("reassert")
         if forwarded:
             wait_until(
                 f"{len(forwarded)} forwarded registrations at the stand-in",

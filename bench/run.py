@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from bench import ROOT, static_scale, switch_cost, switch_gap, throughput, websocket
 from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, restart_standin, write_json
+from bench.report import load
 from bench.report import write as write_report
 from bench.sipp import clear_contacts
 
@@ -158,17 +160,46 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             errors["restore"] = f"{type(error).__name__}: {error}"[:2000]
             log(f"restore FAILED: {errors['restore'][:500]}")
-    run_info = {
-        "date": date,
-        "mode": cfg.mode,
+    invocation = {
+        "started": date,
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": cfg.describe(),
-        "benchmarks_run": selected,
+        "results": [b for b in selected if b not in errors],
         "errors": errors,
         "run_seconds": round(time.monotonic() - started, 1),
         "playbook_runs": len(lab.runs),
     }
-    write_report(cfg.out, run_info)
+    write_report(cfg.out, run_info(load(cfg.out, "summary"), invocation, cfg.mode, bool(args.only)))
     return 1 if errors else 0
+
+
+def run_info(previous: dict[str, Any], invocation: dict[str, Any], mode: str, partial: bool) -> dict[str, Any]:
+    """What the summary records about the runs behind its figures.
+
+    A partial run (--only) into a directory that holds a run of the same mode replaces only the
+    result files of its benchmarks: the summary keeps the earlier invocations and adds this one.
+    """
+    earlier: list[dict[str, Any]] = []
+    if partial and previous.get("mode") == mode:
+        earlier = previous.get("invocations") or []
+    invocations = [*earlier, invocation]
+    latest: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for run in invocations:
+        for name in run["results"]:
+            latest[name] = run["started"]
+            errors.pop(name, None)
+        errors.update(run["errors"])
+    return {
+        "date": invocations[0]["started"],
+        "mode": mode,
+        "config": invocations[0]["config"],
+        "invocations": invocations,
+        "benchmarks_run": sorted(latest),
+        "errors": errors,
+        "run_seconds": round(sum(run["run_seconds"] for run in invocations), 1),
+        "playbook_runs": sum(run["playbook_runs"] for run in invocations),
+    }
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from lab import (
     forwarded_bindings,
     genesys_bindings,
     held_clients,
+    kamailio_rpc,
+    kamailio_switch_action,
     run_client,
     wait_for,
 )
@@ -133,3 +135,25 @@ def test_fifty_dns_register_concurrently_over_wss(fifty_dns: dict[str, str]) -> 
 
 def forwarded_bindings_in(bindings: dict[str, list[dict[str, object]]], dn: str) -> list[dict[str, object]]:
     return [b for b in bindings.get(dn, []) if ";line=" not in str(b["contact"])]
+
+
+def test_switch_actions_reach_every_forwarded_dn_beyond_a_hundred() -> None:
+    """The switch's reassert and withdrawal walk Kamailio's table of forwarded DNs in one while
+    loop, and Kamailio stops a while loop after max_while_loops (its default: 100). 150 DNs are
+    put in that table as Kamailio itself records a forwarded registration; both actions must
+    reach all of them at the real stand-in."""
+    dns = [str(60000 + i) for i in range(150)]
+    until = int(time.time()) + 300
+    for dn in dns:
+        kamailio_rpc("htable.seti", "fwd", dn, until)
+    try:
+        assert kamailio_switch_action("reassert") >= len(dns)
+        wait_for("all 150 DNs bound at the stand-in", lambda: set(dns) <= set(genesys_bindings()), timeout=15)
+    finally:
+        withdrawn = kamailio_switch_action("unregister")
+        time.sleep(1)
+        missed = set(dns) & set(genesys_bindings())
+        for dn in missed:  # leave the stand-in clean for the tests after this one
+            kamailio_switch_action("clear", dn)
+    assert withdrawn >= len(dns)
+    assert not missed, f"{len(missed)} DNs still bound at the stand-in after the withdrawal"

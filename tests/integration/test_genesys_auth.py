@@ -52,20 +52,6 @@ def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: N
     wait_for("1002 unbound", lambda: not forwarded_bindings(DN), timeout=5)
 
 
-def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so() -> None:
-    wrong = {**AUTH, "webrtc_genesys_auth_password": "not-the-genesys-password"}
-    ensure_mode("kamailio", wrong)
-    try:
-        run_client({DN: DN_PASSWORDS[DN]}, "register")
-        log = wait_for_text(
-            "the refused forward in Kamailio's log", lambda: service_log("kamailio"), "DN not registered upstream"
-        )
-        assert "Genesys REGISTER reply for DN 1002" in log
-        assert forwarded_bindings(DN) == []
-    finally:
-        ensure_mode("kamailio", AUTH)
-
-
 def test_no_password_in_any_log(genesys_demands_auth: None) -> None:
     secrets = [LAB_VARS["webrtc_genesys_auth_password"], *DN_PASSWORDS.values(), LAB_VARS["asterisk_ami_secret"]]
     logs = {
@@ -77,3 +63,15 @@ def test_no_password_in_any_log(genesys_demands_auth: None) -> None:
     }
     leaks = {name: [s for s in secrets if s in text] for name, text in logs.items()}
     assert all(not found for found in leaks.values()), {k: len(v) for k, v in leaks.items()}
+
+
+def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so(genesys_demands_auth: None) -> None:
+    """Last in the module: the fixture's teardown renders Kamailio again without auth."""
+    wrong = {**AUTH, "webrtc_genesys_auth_password": "not-the-genesys-password"}
+    ensure_mode("kamailio", wrong)
+    run_client({DN: DN_PASSWORDS[DN]}, "register")
+    log = wait_for_text(
+        "the refused forward in Kamailio's log", lambda: service_log("kamailio"), "DN not registered upstream"
+    )
+    assert "Genesys REGISTER reply for DN 1002" in log
+    assert forwarded_bindings(DN) == []

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -112,6 +113,17 @@ def kamailio_rpc(method: str, *params: Any) -> Any:
     request = urllib.request.Request(KAMAILIO_RPC, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response).get("result")
+
+
+def kamailio_switch_action(action: str, dn: str | None = None) -> int:
+    """Call one of Kamailio's switch actions: /forwarded/reassert or /forwarded/unregister (the
+    number of DNs it sent a REGISTER for), or /forwarded/clear for one DN (1 when sent)."""
+    base = KAMAILIO_RPC.rsplit("/RPC", 1)[0]
+    url = f"{base}/forwarded/{action}" + (f"?dn={dn}" if dn else "")
+    assert_loopback(url.split("//", 1)[1].split(":", 1)[0])
+    with urllib.request.urlopen(url, timeout=30) as response:
+        answer: dict[str, int | str] = json.load(response)
+    return 1 if action == "clear" else int(answer["reasserted" if action == "reassert" else "unregistered"])
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, interval: float = 0.2) -> T:
@@ -244,11 +256,16 @@ def run_playbook(
 ) -> subprocess.CompletedProcess[str]:
     """Run one of the collection's playbooks against the lab inventory."""
     cmd = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(ROOT / "inventories/lab/hosts.yml"), *args]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    cmd.append(str(ROOT / "playbooks" / playbook))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, check=False)
+    # Extra vars go in a file (0600: they may hold passwords): 3000 DNs on the command line
+    # exceed the kernel's argument size limit.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="extra-vars-") as extra:
+        if extra_vars:
+            json.dump(extra_vars, extra)
+            extra.flush()
+            cmd += ["-e", f"@{extra.name}"]
+        cmd.append(str(ROOT / "playbooks" / playbook))
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, check=False)
 
 
 def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:

@@ -1,0 +1,47 @@
+"""How a benchmark run records itself in summary.json (bench/run.py run_info)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.run import run_info
+
+
+def invocation(started: str, results: list[str], errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "started": started,
+        "command": "python -m bench.run",
+        "config": {"started": started},
+        "results": results,
+        "errors": errors or {},
+        "run_seconds": 10.0,
+        "playbook_runs": 2,
+    }
+
+
+def test_a_full_run_starts_the_record_afresh() -> None:
+    previous = run_info({}, invocation("t0", ["throughput"]), "full", partial=False)
+    info = run_info(previous, invocation("t1", ["websocket"]), "full", partial=False)
+    assert [run["started"] for run in info["invocations"]] == ["t1"]
+    assert info["benchmarks_run"] == ["websocket"]
+
+
+def test_a_partial_run_adds_to_the_record_and_clears_the_errors_it_fixed() -> None:
+    first = invocation("t0", ["throughput", "websocket"], {"static_scale": "Argument list too long"})
+    previous = run_info({}, first, "full", partial=False)
+    info = run_info(previous, invocation("t1", ["static_scale"]), "full", partial=True)
+    assert [run["started"] for run in info["invocations"]] == ["t0", "t1"]
+    assert info["benchmarks_run"] == ["static_scale", "throughput", "websocket"]
+    assert info["errors"] == {}
+    assert info["date"] == "t0" and info["config"] == {"started": "t0"}
+    assert info["run_seconds"] == 20.0 and info["playbook_runs"] == 4
+
+
+def test_a_partial_run_of_another_mode_does_not_mix_with_the_record() -> None:
+    previous = run_info({}, invocation("t0", ["throughput"]), "full", partial=False)
+    info = run_info(previous, invocation("t1", ["throughput"]), "smoke", partial=True)
+    assert [run["started"] for run in info["invocations"]] == ["t1"]
