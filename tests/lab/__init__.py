@@ -115,15 +115,15 @@ def kamailio_rpc(method: str, *params: Any) -> Any:
         return json.load(response).get("result")
 
 
-def kamailio_switch_action(action: str, dn: str | None = None) -> int:
-    """Call one of Kamailio's switch actions: /forwarded/reassert or /forwarded/unregister (the
-    number of DNs it sent a REGISTER for), or /forwarded/clear for one DN (1 when sent)."""
+def kamailio_switch_action(action: str, dn: str | None = None) -> dict[str, Any]:
+    """Call one of Kamailio's switch actions (/forwarded/reassert, /forwarded/unregister, or
+    /forwarded/clear for one DN); its JSON answer, e.g. {"reasserted": <DNs sent a REGISTER>}."""
     base = KAMAILIO_RPC.rsplit("/RPC", 1)[0]
     url = f"{base}/forwarded/{action}" + (f"?dn={dn}" if dn else "")
     assert_loopback(url.split("//", 1)[1].split(":", 1)[0])
     with urllib.request.urlopen(url, timeout=30) as response:
-        answer: dict[str, int | str] = json.load(response)
-    return 1 if action == "clear" else int(answer["reasserted" if action == "reassert" else "unregistered"])
+        answer: dict[str, Any] = json.load(response)
+    return answer
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, interval: float = 0.2) -> T:

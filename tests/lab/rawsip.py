@@ -120,22 +120,20 @@ class WsConnection:
     """
 
     def __init__(self, url: str, origin: str | None, sock: socket.socket, context: ssl.SSLContext) -> None:
+        uri = parse_uri(url)
         self.protocol = ClientProtocol(
-            parse_uri(url),
+            uri,
             origin=Origin(origin) if origin else None,
             subprotocols=[Subprotocol("sip")],
         )
-        host = url.split("//", 1)[1].split("/", 1)[0].rpartition(":")[0]
-        self.sock = context.wrap_socket(sock, server_hostname=host)
+        self.sock = context.wrap_socket(sock, server_hostname=uri.host)
         self._messages: list[str | bytes] = []
         self._fragments: list[Frame] = []
         self.protocol.send_request(self.protocol.connect())
         self._flush()
         deadline = time.monotonic() + 15
         while self.protocol.state is State.CONNECTING:
-            self._read(deadline)
-        if self.protocol.handshake_exc is not None:
-            raise self.protocol.handshake_exc
+            self._read(deadline)  # raises the handshake's error (403 for a foreign Origin)
 
     def _flush(self) -> None:
         for chunk in self.protocol.data_to_send():
@@ -234,7 +232,7 @@ class WsSip:
         if bind:
             assert_loopback(bind)
         sock = socket.create_connection(
-            (host, int(port or 443)), timeout=15, source_address=(bind or "", 0) if bind else None
+            (host, int(port or 443)), timeout=15, source_address=(bind, 0) if bind else None
         )
         try:
             self.ws = WsConnection(url, origin, sock, context)
@@ -301,9 +299,10 @@ class UdpSip:
         """
         data = message.encode() if isinstance(message, str) else message
         self.sock.sendto(data, self.peer)
-        deadline = time.monotonic() + timeout
+        sent = time.monotonic()
+        deadline = sent + timeout
         interval = 0.5
-        resend_at = time.monotonic() + interval if retransmit else deadline
+        resend_at = sent + interval if retransmit else deadline
         while True:
             now = time.monotonic()
             if now >= deadline:
