@@ -170,7 +170,13 @@ def asterisk_config_dir(rendered: dict[str, str], workdir: Path) -> Path:
         shutil.copyfile(fixed, workdir / fixed.name)
     for name, text in rendered.items():
         (workdir / name).write_text(text, encoding="utf-8")
+    dtls_pair(workdir)
     return workdir
+
+
+def dtls_pair(etc: Path) -> None:
+    """The DTLS certificate and key the asterisk role provides (etc/keys/dtls.crt, dtls.key)."""
+    self_signed_pair(etc / "keys" / "dtls.crt", etc / "keys" / "dtls.key")
 
 
 def _asterisk_cli(name: str, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:

@@ -179,11 +179,13 @@ def test_asterisk_boots_without_errors(runs: DaemonRuns, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_asterisk_has_an_endpoint_per_dn(runs: DaemonRuns, mode: str) -> None:
+def test_asterisk_has_an_endpoint_per_dn_and_one_for_genesys(runs: DaemonRuns, mode: str) -> None:
     result = runs.asterisk[mode].result(timeout=RESULT_TIMEOUT)
     assert result.booted, _report("asterisk did not fully boot", result.boot_log)
-    endpoints = set(re.findall(r"(?m)^\s*Endpoint:\s+([^<\s]\S*)", result.endpoints))
-    assert endpoints == {"1002", "1003"}, _report("pjsip show endpoints", result.endpoints)
+    endpoints = set(re.findall(r"(?m)^\s*Endpoint:\s+([^<\s/]+)", result.endpoints))
+    assert endpoints == {"1002", "1003", "genesys"}, _report("pjsip show endpoints", result.endpoints)
+    identify = re.search(r"Identify:\s+genesys-identify/genesys\s+Match:\s+(\S+)", result.endpoints)
+    assert identify and identify.group(1) == "127.0.0.81/32", _report("Genesys identified by", result.endpoints)
 
 
 def test_asterisk_static_mode_loads_a_registration_per_dn(runs: DaemonRuns) -> None:

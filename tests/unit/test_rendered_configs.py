@@ -138,14 +138,16 @@ def _pjsip(mode: str, **overrides: Any) -> str:
 
 def test_static_mode_registers_every_dn_once() -> None:
     registrations = sections_of_type(_pjsip("static"), "registration")
-    by_endpoint: dict[str, int] = {}
+    by_dn: dict[str, int] = {}
     for registration in registrations:
-        endpoint = registration.get("endpoint") or ""
-        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
-    assert by_endpoint == dict.fromkeys(LAB_DNS, 1)
+        dn = registration.get("contact_user") or ""
+        by_dn[dn] = by_dn.get(dn, 0) + 1
+    assert by_dn == dict.fromkeys(LAB_DNS, 1)
     for registration in registrations:
-        dn = registration.get("endpoint")
+        dn = registration.get("contact_user")
         assert registration.values("type") == ["registration"]
+        # Genesys's INVITE to the ;line= contact lands on the plain-RTP Genesys endpoint.
+        assert registration.get("endpoint") == "genesys", registration.name
         assert registration.get("expiration") == "600", registration.name
         assert registration.get("retry_interval") == "10", registration.name
         assert registration.get("line") == "yes", registration.name
@@ -172,7 +174,8 @@ def test_kamailio_mode_has_no_registrations(genesys_auth: bool) -> None:
     assert [line for line in text.splitlines() if line.strip() == "type=registration"] == []
     assert "expiration=0" not in text
     assert sections_of_type(text, "registration") == []
-    assert GENESYS_PASSWORD not in text
+    # The Genesys credentials serve calls only (the Genesys endpoint's outbound_auth).
+    assert (GENESYS_PASSWORD in text) == genesys_auth
 
 
 @modes
@@ -180,9 +183,9 @@ def test_one_endpoint_auth_and_aor_per_dn(mode: str) -> None:
     sections = asterisk_sections(_pjsip(mode))
     names = {kind: sorted(s.name for s in sections if s.type == kind) for kind in ("endpoint", "auth", "aor")}
     assert names == {
-        "endpoint": sorted(LAB_DNS),
+        "endpoint": sorted([*LAB_DNS, "genesys"]),
         "auth": sorted(f"{dn}-auth" for dn in LAB_DNS),
-        "aor": sorted(LAB_DNS),
+        "aor": sorted([*LAB_DNS, "genesys"]),
     }
     endpoints = {section.name: section for section in sections if section.type == "endpoint"}
     auths = {section.name: section for section in sections if section.type == "auth"}
@@ -196,7 +199,7 @@ def test_one_endpoint_auth_and_aor_per_dn(mode: str) -> None:
 @modes
 def test_aors_support_path_and_endpoints_do_not(mode: str) -> None:
     sections = asterisk_sections(_pjsip(mode))
-    aors = [section for section in sections if section.type == "aor"]
+    aors = [section for section in sections if section.type == "aor" and section.name in LAB_DNS]
     endpoints = [section for section in sections if section.type == "endpoint"]
     assert aors
     assert endpoints

@@ -14,7 +14,7 @@ the gateway image:
 
 Container side (the image's python3, stdlib only): starts Asterisk on the kamailio-mode config,
 Kamailio on the rendered kamailio-proxy.cfg (SIP 127.0.0.1:5070, JSON-RPC 127.0.0.1:5071) and a
-tiny UDP "Genesys" on 127.0.0.1:5090 (200 OK for DN 1002, 403 for DN 1003, silence when told),
+tiny UDP "Genesys" on 127.0.0.2:5090 (200 OK for DN 1002, 403 for DN 1003, silence when told),
 logs in to AMI with a raw socket and records every byte AMI sends, cut at message boundaries,
 one file per phase (``NN-name.ami``). A UDP client REGISTERs DNs with digest auth through
 Kamailio, which relays to Asterisk and mirrors at the "Genesys"; after such phases Kamailio's
@@ -48,6 +48,7 @@ IMAGE = "webrtc-genesys/gateway:1"
 AMI_USER = "monitor"
 AMI_SECRET = "capture-ami-secret"  # throwaway container, loopback only
 DNS = {"1002": "capture-1002-secret", "1003": "capture-1003-secret"}
+GENESYS_ADDRESS = "127.0.0.2"
 GENESYS_PORT = 5090
 KAMAILIO_PORT = 5070
 KAMAILIO_RPC = "http://127.0.0.1:5071/RPC"
@@ -61,12 +62,14 @@ def render_configs(etc: Path) -> None:
     """The asterisk role's configs (pjsip.conf.<mode> for both modes) and kamailio-proxy.cfg, on 127.0.0.1."""
     tests_dir = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(tests_dir))
+    from unit.daemons import dtls_pair  # noqa: PLC0415
     from unit.rendering import ROLES, lab_variables, render, template_path  # noqa: PLC0415
 
     overrides: dict[str, Any] = {
         "webrtc_gateway_address": "127.0.0.1",
         "webrtc_kamailio_rpc_address": "127.0.0.1",
-        "webrtc_genesys_address": "127.0.0.1",
+        # Not the gateway's address: Asterisk identifies Genesys's calls by it.
+        "webrtc_genesys_address": GENESYS_ADDRESS,
         "webrtc_genesys_port": GENESYS_PORT,
         "asterisk_ami_address": "127.0.0.1",
         "asterisk_ami_user": AMI_USER,
@@ -88,7 +91,8 @@ def render_configs(etc: Path) -> None:
                 (etc / f"pjsip.conf.{mode}").write_text(text, encoding="utf-8")
             if mode == "kamailio":
                 (etc / name).write_text(text, encoding="utf-8")
-    rendered = [*etc.iterdir(), *kamailio.iterdir()]
+    dtls_pair(etc)
+    rendered = [p for p in (*etc.iterdir(), *kamailio.iterdir()) if p.is_file()]
     if any("127.0.0.54" in path.read_text(encoding="utf-8") for path in rendered):
         raise SystemExit("a lab address is left in the capture configs")
 
@@ -210,7 +214,7 @@ class SipClient:
 def genesys_responder(stop: threading.Event, silent: threading.Event) -> None:
     """A UDP 'Genesys': 200 OK to REGISTERs of DN 1002, 403 Forbidden to DN 1003; nothing while ``silent``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", GENESYS_PORT))
+    sock.bind((GENESYS_ADDRESS, GENESYS_PORT))
     sock.settimeout(0.2)
     while not stop.is_set():
         try:
