@@ -34,11 +34,14 @@ $(BIN)/.installed: requirements.txt
 
 venv: $(BIN)/.installed ## Python virtualenv with the pinned tool chain
 
-tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+# npm ci, then the browser phone's bundle (JsSIP + browser/phone.js, esbuild) -> browser/dist/.
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json \
+                                       tests/clients/browser/phone.js
 	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/clients && npm run --silent build:phone
 	touch $@
 
-clients: tests/clients/node_modules/.installed ## JsSIP test clients (npm)
+clients: tests/clients/node_modules/.installed ## JsSIP test clients (npm) and the browser phone bundle
 
 base-image: host ## Local Debian base image (no registry here)
 	@bash scripts/build-base-image.sh $(BASE_IMAGE)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the lab needs on a Debian 12/13 host, only where missing:
-# the Docker engine, compose v2, debootstrap (for the local base image), SIPp and Node.
+# the Docker engine, compose v2, debootstrap (for the local base image), SIPp, Node and Chromium
+# (headless, driven by Playwright in the browser call tests).
 # Idempotent: a second run changes nothing. Talks only to the Debian mirror.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 command -v ss >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 
 apt_updated=0
 apt_update() { [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }; }

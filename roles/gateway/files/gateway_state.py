@@ -57,7 +57,8 @@ def parse_contacts(text: str) -> dict[str, list[dict[str, str]]]:
     contacts: dict[str, list[dict[str, str]]] = {}
     for line in text.splitlines():
         match = _CONTACT.match(line)
-        if match and not match.group("aor").startswith("<"):
+        # DNs only (digits): the Genesys trunk's AOR holds a permanent contact, not a client.
+        if match and match.group("aor").isdigit():
             contacts.setdefault(match.group("aor"), []).append(
                 {"uri": match.group("uri"), "status": match.group("status")}
             )
