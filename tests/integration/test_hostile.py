@@ -30,6 +30,8 @@ from lab import (
     held_clients,
     run_client,
     service_log,
+    standin_log,
+    utc_now,
 )
 from lab.hostile import FOREIGN_ORIGINS, ROWS, Peer, Row, register
 from lab.rawsip import Register, UdpSip, WsSip, parse_response, register_with_digest
@@ -49,7 +51,12 @@ ROWS_BY_NAME = {row.name: row for row in ROWS}
 
 
 @pytest.fixture(scope="module")
-def agent() -> Iterator[Client]:
+def module_started() -> str:
+    return utc_now()
+
+
+@pytest.fixture(scope="module")
+def agent(module_started: str) -> Iterator[Client]:
     ensure_mode("kamailio")
     started = {s: (container_state(s) or {}).get("StartedAt") for s in SERVICES}
     with held_clients({AGENT: DN_PASSWORDS[AGENT]}) as client:
@@ -166,7 +173,9 @@ def test_wss_register_flood_from_one_client_is_rate_limited_per_client_address(a
     assert f"REGISTER flood from {WSS_FLOODER}" in service_log("kamailio", since="10m")
 
 
-def test_nothing_hostile_reached_genesys(agent: Client) -> None:
-    """After the whole corpus and the floods, the stand-in holds only the lab's real DNs."""
+def test_nothing_hostile_reached_genesys(agent: Client, module_started: str) -> None:
+    """After the whole corpus and the floods, the stand-in holds only the lab's real DNs and saw no call."""
     assert set(genesys_bindings()) <= set(DN_PASSWORDS)
     assert forwarded_bindings(AGENT), "the held agent lost its binding at Genesys"
+    calls = [line for line in standin_log(since=module_started).splitlines() if "genesys-standin: call" in line]
+    assert calls == [], f"hostile INVITEs reached Genesys: {calls[:5]}"

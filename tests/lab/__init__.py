@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,6 +91,16 @@ def service_log(service: str, since: str | None = None) -> str:
     if since:
         args += ["--since", since]
     return compose(*args, service)
+
+
+def utc_now() -> str:
+    """Now, as an explicit UTC time for `docker compose logs --since` (a log read from a test's start)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def standin_log(since: str) -> str:
+    """The Genesys stand-in's log lines since `since` (an explicit UTC time)."""
+    return compose("logs", "--no-log-prefix", "--no-color", "--since", since, "genesys", project=STANDIN_PROJECT)
 
 
 def asterisk_cli(command: str) -> str:

@@ -453,6 +453,17 @@ class Phone:
                 if self in self.browser.phones:
                     self.browser.phones.remove(self)
 
+    def drop(self) -> None:
+        """Close the page without unregistering: the agent's app crashed or lost its network."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.context.close()
+        finally:
+            if self in self.browser.phones:
+                self.browser.phones.remove(self)
+
     def _diagnostics(self) -> str:
         try:
             events = self.page.evaluate("() => phone.events") if not self.page.is_closed() else []

@@ -995,6 +995,13 @@ class FarEnd:
         with self._cond:
             return self._incoming.popleft()
 
+    def drain_incoming(self) -> list[FarEndCall]:
+        """Forget the incoming calls not taken with wait_incoming() yet (a test's leftovers)."""
+        with self._cond:
+            left = list(self._incoming)
+            self._incoming.clear()
+        return left
+
     def close(self) -> None:
         """Hang up (best effort), stop the threads and close the sockets."""
         if self._stop.is_set():

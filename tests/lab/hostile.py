@@ -19,6 +19,7 @@ DROPPED = None
 # or refuses it (400 and up). Either is an error answer; neither is a registration.
 REFUSED_BY_ASTERISK = frozenset({400, 401, 403, 404, 420, 423, 480, 500, 503})
 ANY_ERROR_OR_DROP = frozenset({*range(400, 700), DROPPED})
+NOT_SERVED = frozenset({403, 501})
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,24 @@ def other_method(peer: Peer, method: str) -> str:
     return message.replace(" REGISTER\r\n", f" {method}\r\n")
 
 
+def invite(peer: Peer, number: str = "5551000", caller: str = "1002") -> str:
+    """An INVITE from `caller` to `number`, with an SDP offer, as a softphone sends it."""
+    message = other_method(peer, "INVITE").replace(f"INVITE sip:{peer.domain}", f"INVITE sip:{number}@{peer.domain}", 1)
+    message = replace(message, "From", f"From: <sip:{caller}@{peer.domain}>;tag={secrets.token_hex(4)}")
+    message = replace(message, "To", f"To: <sip:{number}@{peer.domain}>")
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+    return with_body_typed(message, sdp, "application/sdp")
+
+
+def with_route(message: str, route: str) -> str:
+    return message.replace("\r\nVia:", f"\r\nRoute: {route}\r\nVia:", 1)
+
+
+def with_body_typed(message: str, body: str, content_type: str) -> str:
+    message = replace(message, "Content-Length", f"Content-Length: {len(body.encode())}")
+    return message.replace("\r\n\r\n", f"\r\nContent-Type: {content_type}\r\n\r\n" + body, 1)
+
+
 def with_body(peer: Peer, body: str, content_length: str) -> str:
     message = replace(text(peer), "Content-Length", f"Content-Length: {content_length}")
     return message.replace("\r\n\r\n", "\r\nContent-Type: text/plain\r\n\r\n" + body, 1)
@@ -117,20 +136,47 @@ ROWS: tuple[Row, ...] = (
         lambda p: other_method(p, "register"),
         frozenset({DROPPED, 401, 501}),
     ),
-    Row("unknown-method", "an invented method", lambda p: other_method(p, "HACK"), frozenset({501})),
-    Row("invite", "a call through the registration edge", lambda p: other_method(p, "INVITE"), frozenset({501})),
-    Row("message", "SIP MESSAGE spam", lambda p: other_method(p, "MESSAGE"), frozenset({501})),
-    Row("subscribe", "presence probing", lambda p: other_method(p, "SUBSCRIBE"), frozenset({501})),
-    Row("publish", "PUBLISH", lambda p: other_method(p, "PUBLISH"), frozenset({501})),
-    Row("refer", "REFER (call transfer abuse)", lambda p: other_method(p, "REFER"), frozenset({501})),
-    Row("bye-stray", "BYE outside any dialog", lambda p: other_method(p, "BYE"), frozenset({501})),
-    Row("cancel-stray", "CANCEL for no transaction", lambda p: other_method(p, "CANCEL"), frozenset({501, 481})),
+    # Over UDP only REGISTERs are served (403 for the rest: not an agent's WebSocket, not
+    # Asterisk); over wss an agent may start calls only (501 for other methods).
+    Row("unknown-method", "an invented method", lambda p: other_method(p, "HACK"), NOT_SERVED),
+    # A WebSocket that registered nothing, or UDP from anywhere: no call is relayed.
+    Row("invite", "a call from a connection with no registration", invite, frozenset({403})),
+    Row(
+        "invite-as-another-dn",
+        "a call claiming a DN the connection did not register",
+        lambda p: invite(p, caller="1003"),
+        frozenset({403}),
+    ),
+    Row(
+        "invite-premium",
+        "a call to a number outside the allow list",
+        lambda p: invite(p, "09006667778889991"),
+        frozenset({403}),
+    ),
+    Row(
+        "invite-preloaded-route",
+        "a call with a preloaded Route through the edge to Genesys",
+        lambda p: with_route(invite(p, "5551000"), "<sip:127.0.0.81:5060;lr>"),
+        frozenset({403}),
+    ),
+    Row("message", "SIP MESSAGE spam", lambda p: other_method(p, "MESSAGE"), NOT_SERVED),
+    Row("subscribe", "presence probing", lambda p: other_method(p, "SUBSCRIBE"), NOT_SERVED),
+    Row("publish", "PUBLISH", lambda p: other_method(p, "PUBLISH"), NOT_SERVED),
+    Row("refer", "REFER (call transfer abuse)", lambda p: other_method(p, "REFER"), NOT_SERVED),
+    Row("bye-stray", "BYE outside any dialog", lambda p: other_method(p, "BYE"), NOT_SERVED),
+    Row(
+        "bye-forged-dialog",
+        "BYE with a to-tag and no route set: a dialog the edge never saw",
+        lambda p: replace(other_method(p, "BYE"), "To", "To: <sip:1002@x>;tag=forged"),
+        frozenset({404}),
+    ),
+    Row("cancel-stray", "CANCEL for no transaction", lambda p: other_method(p, "CANCEL"), frozenset({481})),
     Row("ack-stray", "ACK for no transaction", lambda p: other_method(p, "ACK"), frozenset({DROPPED})),
     Row(
         "options-to-a-user",
         "OPTIONS scanning a DN",
         lambda p: other_method(p, "OPTIONS").replace(f"OPTIONS sip:{p.domain}", f"OPTIONS sip:1002@{p.domain}", 1),
-        frozenset({501}),
+        NOT_SERVED,
     ),
     # -- broken headers --------------------------------------------------------------
     Row("no-via", "no Via: nowhere to answer", lambda p: without(text(p), "Via"), frozenset({DROPPED})),
