@@ -5,7 +5,9 @@ from __future__ import annotations
 import stat
 import urllib.request
 
-from lab import GATEWAY, PROJECT, compose, container_state, error_lines, wait_for
+from lab import DN_PASSWORDS, GATEWAY, GENESYS, LAB_VARS, PROJECT, compose, container_state, error_lines, wait_for
+from lab.browser import Browser
+from lab.farend import FarEnd
 
 SECRET_FILES = (
     "asterisk/etc/pjsip.conf",
@@ -55,3 +57,21 @@ def test_registration_monitor_is_healthy() -> None:
             return False
 
     wait_for("the registration monitor's /healthz", healthy, timeout=30)
+
+
+def test_an_inbound_call_from_genesys_is_answered_with_audio_both_ways() -> None:
+    """What the registration is for: Genesys calls agent 1002, whose browser (JsSIP in headless
+    Chromium) answers; audio flows both ways (getStats in the browser, energy at the far end)."""
+    with Browser() as browser, FarEnd(bind=GENESYS, sip_port=5090) as far_end:
+        phone = browser.new_phone("1002", DN_PASSWORDS["1002"])
+        phone.wait_registered(15)
+        mark = phone.mark()
+        call = far_end.invite(f"sip:1002@{GENESYS}", proxy=(GENESYS, int(LAB_VARS["webrtc_genesys_port"])))
+        assert call.wait_answered(15), f"Genesys's call was not answered: {call.final_status}"
+        phone.wait_event("confirmed", 10, since=mark)
+        stats = phone.wait_media(min_packets=50, timeout=15)
+        assert stats["dtlsState"] == "connected", stats
+        assert call.rtp_received > 20 and call.audio_energy() > 100, "the far end does not hear the agent"
+        assert call.bye() == 200
+        phone.wait_event("ended", 10, since=mark)
+        phone.close()

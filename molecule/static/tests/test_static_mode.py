@@ -14,6 +14,7 @@ from lab import (
     wait_for_text,
 )
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
+    test_an_inbound_call_from_genesys_is_answered_with_audio_both_ways,
     test_nginx_config_is_valid_for_nginx,
     test_no_error_lines_since_start,
     test_registration_monitor_is_healthy,
