@@ -32,6 +32,7 @@ TARGETS = {
     "throughput": "Kamailio >= 0.8x Asterisk alone, 0 DNs lost",
     "gap": "gap 0 ms with our playbooks",
     "revert": "revert.yml <= 1.5x the seed's procedure",
+    "calls": "call set-up p95, kamailio mode <= 1.1x static mode",
 }
 
 
@@ -49,6 +50,8 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
     gap = load(out, "switch_gap")
     cost = load(out, "switch_cost")
     scale = load(out, "static_scale")
+    calls = load(out, "calls")
+    setup = calls.get("setup") or {}
     common = tp.get("at_highest_common_rate") or {}
     summary: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -105,6 +108,15 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
             (s["outage_ms"]["max"] or 0 for k, s in (gap.get("switches") or {}).items() if k.startswith("seed")),
             default=None,
         ),
+        # 6. calls
+        "call_setup_p50_ms_kamailio": (setup.get("kamailio") or {}).get("p50_ms"),
+        "call_setup_p95_ms_kamailio": (setup.get("kamailio") or {}).get("p95_ms"),
+        "call_setup_p50_ms_static": (setup.get("static") or {}).get("p50_ms"),
+        "call_setup_p95_ms_static": (setup.get("static") or {}).get("p95_ms"),
+        "call_setups": (setup.get("kamailio") or {}).get("calls"),
+        "call_setup_p95_ratio_kamailio_vs_static": calls.get("setup_p95_ratio_kamailio_vs_static"),
+        "max_concurrent_calls_with_audio": calls.get("max_concurrent_calls_with_audio"),
+        "concurrent_calls_capped_by_ladder": (calls.get("capacity") or {}).get("capped_by_ladder"),
         # 5. static scale
         "static_scale": {
             str(s["bench_dns"]): {
@@ -124,6 +136,9 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         TARGETS["revert"]: None
         if summary["revert_time_ratio_vs_seed"] is None
         else summary["revert_time_ratio_vs_seed"] <= 1.5,
+        TARGETS["calls"]: None
+        if summary["call_setup_p95_ratio_kamailio_vs_static"] is None
+        else summary["call_setup_p95_ratio_kamailio_vs_static"] <= 1.1,
     }
     return summary
 
@@ -196,6 +211,19 @@ def markdown(summary: dict[str, Any]) -> str:
         (
             "Longest client outage, ours (seed)",
             f"{fmt(s['switch_outage_ms_max_ours'], ' ms')} ({fmt(s['switch_outage_ms_max_seed'], ' ms')})",
+        ),
+        (
+            f"Call set-up p50 / p95 over {fmt(s['call_setups'])} calls, kamailio mode",
+            f"{fmt(s['call_setup_p50_ms_kamailio'], ' ms')} / {fmt(s['call_setup_p95_ms_kamailio'], ' ms')}",
+        ),
+        (
+            f"Call set-up p50 / p95 over {fmt(s['call_setups'])} calls, static mode",
+            f"{fmt(s['call_setup_p50_ms_static'], ' ms')} / {fmt(s['call_setup_p95_ms_static'], ' ms')}",
+        ),
+        ("Call set-up p95 ratio kamailio / static", fmt(s["call_setup_p95_ratio_kamailio_vs_static"])),
+        (
+            "Most concurrent calls with two-way audio (ladder capped it)",
+            f"{fmt(s['max_concurrent_calls_with_audio'])} ({fmt(s['concurrent_calls_capped_by_ladder'])})",
         ),
     ]
     for size, figures in s["static_scale"].items():

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.run --mode smoke --out DIR # N=20, M=5, one repetition
     .venv/bin/python -m bench.run --only throughput,websocket --budget-min 20
 
-Order: throughput, websocket, static_scale, switch_gap, switch_cost; then the lab is put back
+Order: throughput, websocket, static_scale, switch_gap, switch_cost, calls; then the lab is put back
 in kamailio mode with the lab inventory as it is (revert.yml without extra vars).
 """
 
@@ -19,13 +19,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, static_scale, switch_cost, switch_gap, throughput, websocket
+from bench import ROOT, calls, static_scale, switch_cost, switch_gap, throughput, websocket
 from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, restart_standin, write_json
 from bench.report import load
 from bench.report import write as write_report
 from bench.sipp import clear_contacts
 
-BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost")
+BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost", "calls")
 # Rough costs (seconds) the time budget keeps free for what follows a benchmark.
 RESTORE_S = 100
 GAP_S = 300
@@ -112,6 +112,8 @@ def run_one(name: str, cfg: Config, lab: Lab, reserve: float) -> dict[str, Any]:
         return static_scale.run(cfg, lab, reserve)
     if name == "switch_gap":
         return switch_gap.run(cfg, lab)
+    if name == "calls":
+        return calls.run(cfg, lab)
     return switch_cost.run(cfg, lab, reserve)
 
 

@@ -62,6 +62,9 @@ def test_summary_has_every_headline_key(results: Path) -> None:
         "switch_gap_ms_ours",
         "switch_gap_ms_seed",
         "revert_time_ratio_vs_seed",
+        "call_setup_p95_ms_kamailio",
+        "call_setup_p95_ms_static",
+        "call_setup_p95_ratio_kamailio_vs_static",
     ):
         assert is_number(summary[key]), (key, summary[key])
     assert summary["errors"] == {}
@@ -128,3 +131,15 @@ def test_switch_cost_results_are_well_formed(results: Path) -> None:
     for run in data["ours"]["revert"] + data["ours"]["rollback"]:
         assert run["returncode"] == 0 and is_number(run["seconds"]) and run["changed"] >= 0
     assert all(is_number(v) for v in data["median"].values()), data["median"]
+
+
+def test_calls_results_are_well_formed(results: Path) -> None:
+    calls = load(results, "calls")
+    for mode in ("kamailio", "static"):
+        setup = calls["setup"][mode]
+        assert setup["answered"] == setup["calls"] > 0, setup
+        assert is_number(setup["p50_ms"]) and is_number(setup["p95_ms"]) and setup["p50_ms"] <= setup["p95_ms"]
+    assert is_number(calls["setup_p95_ratio_kamailio_vs_static"])
+    levels = calls["capacity"]["levels"]
+    assert levels and all(level["with_audio"] <= level["calls"] for level in levels)
+    assert calls["max_concurrent_calls_with_audio"] == levels[0]["calls"], levels

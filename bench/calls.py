@@ -1,0 +1,146 @@
+"""Benchmark 6: calls, with a real browser (JsSIP in headless Chromium) as the agent.
+
+setup     Call set-up delay: Genesys (the far end, tests/lab/farend.py, through the stand-in)
+          sends an INVITE for DN 1002; the browser answers at once (auto-answer, no delay).
+          Measured from the INVITE leaving the far end to its 200 OK arriving (time.monotonic,
+          microsecond resolution), p50 and p95, in kamailio mode and in static mode in the same
+          run: kamailio mode adds Kamailio on the way to the browser (one more loopback hop).
+          Target: kamailio p95 <= 1.1 x static p95.
+capacity  Concurrent calls with two-way audio (in the mode measured last): a ladder of N browser pages (the lab's two DNs
+          alternately), each holding an outbound call to the far end at once. A level passes
+          when every call shows audio both ways (the browser's getStats counters rise and the
+          far end receives the tone). The ladder stops at the first level that fails; the CPU
+          use of the whole machine during the level (/proc/stat, sampled over 2 s) says what
+          limits it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lab import DN_PASSWORDS, GENESYS, LAB_VARS
+from lab.browser import Browser, Phone
+from lab.farend import FarEnd, FarEndCall
+
+from bench.common import Config, Lab, log, percentile, ratio
+
+AGENT = "1002"
+FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
+STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
+TARGET_P95_RATIO = 1.1
+
+
+def cpu_busy(seconds: float) -> float:
+    """Share of all CPUs busy over `seconds` (/proc/stat), 0..1."""
+
+    def read() -> tuple[int, int]:
+        fields = [int(v) for v in open("/proc/stat", encoding="ascii").readline().split()[1:]]  # noqa: SIM115
+        idle = fields[3] + fields[4]
+        return sum(fields), idle
+
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return round(1 - (idle1 - idle0) / max(1, total1 - total0), 3)
+
+
+def setup_delays(browser: Browser, far_end: FarEnd, count: int) -> dict[str, Any]:
+    phone = browser.new_phone(AGENT, DN_PASSWORDS[AGENT])
+    delays: list[float] = []
+    failures: list[str] = []
+    try:
+        phone.wait_registered(15)
+        for _ in range(count):
+            sent = time.monotonic()
+            call = far_end.invite(f"sip:{AGENT}@{GENESYS}", proxy=STANDIN, from_user="5551000")
+            if not call.wait_answered(15) or call.answered_at is None:
+                failures.append(f"final {call.final_status}")
+                continue
+            delays.append((call.answered_at - sent) * 1000)
+            time.sleep(0.3)  # media starts; the next call is not set up while this one is
+            call.bye()
+            time.sleep(0.2)
+    finally:
+        phone.close()
+    return {
+        "calls": count,
+        "answered": len(delays),
+        "failures": failures,
+        "p50_ms": percentile(delays, 50),
+        "p95_ms": percentile(delays, 95),
+        "max_ms": max(delays, default=None),
+        "resolution": "time.monotonic(), < 0.01 ms",
+    }
+
+
+def audio_ok(phone: Phone, call: FarEndCall) -> bool:
+    before_sent, before_received = phone.stats()["packetsSent"], phone.stats()["packetsReceived"]
+    far_before = call.rtp_received
+    time.sleep(1.0)
+    after = phone.stats()
+    return (
+        after["packetsSent"] > before_sent
+        and after["packetsReceived"] > before_received
+        and call.rtp_received > far_before
+        and call.audio_energy() > 100
+    )
+
+
+def capacity_level(browser: Browser, far_end: FarEnd, calls: int) -> dict[str, Any]:
+    far_end.drain_incoming()
+    phones: list[Phone] = []
+    started = time.monotonic()
+    try:
+        for index in range(calls):
+            dn = ("1002", "1003")[index % 2]
+            phone = browser.new_phone(dn, DN_PASSWORDS[dn])
+            phones.append(phone)
+        for phone in phones:
+            phone.wait_registered(20)
+        for index, phone in enumerate(phones):
+            phone.call(f"5553{index:03d}")
+        incoming: dict[str, FarEndCall] = {}
+        for _ in phones:
+            call = far_end.wait_incoming(30)
+            incoming[call.to_user] = call
+        for phone in phones:
+            phone.wait_event("confirmed", 30, fail_on=("failed",))
+        time.sleep(2)
+        busy = cpu_busy(2.0)
+        with_audio = sum(audio_ok(phone, incoming[f"5553{i:03d}"]) for i, phone in enumerate(phones))
+        return {"calls": calls, "with_audio": with_audio, "cpu_busy": busy, "seconds": time.monotonic() - started}
+    except (AssertionError, TimeoutError) as error:
+        return {"calls": calls, "with_audio": 0, "error": str(error)[:500], "seconds": time.monotonic() - started}
+    finally:
+        for phone in phones:
+            phone.close()
+
+
+def run(cfg: Config, lab: Lab) -> dict[str, Any]:
+    count = 3 if cfg.mode == "smoke" else 50
+    ladder = [2] if cfg.mode == "smoke" else [10, 20, 30, 40, 60]
+    result: dict[str, Any] = {"setup": {}, "capacity": {"ladder": ladder, "levels": []}}
+
+    with Browser() as browser, FarEnd(bind=GENESYS, sip_port=FAR_END_PORT) as far_end:
+        far_end.serve(answer_after=0.0, behaviour="answer")
+        # The mode the lab is in first: one switch fewer.
+        modes = ["static", "kamailio"] if lab.state and lab.state[0] == "static" else ["kamailio", "static"]
+        for mode in modes:
+            lab.ensure(mode, {})
+            log(f"calls: {count} set-ups in {mode} mode")
+            result["setup"][mode] = setup_delays(browser, far_end, count)
+        for level in ladder:
+            log(f"calls: {level} concurrent calls ({modes[-1]} mode)")
+            figures = capacity_level(browser, far_end, level)
+            result["capacity"]["levels"].append(figures)
+            if figures["with_audio"] < level:
+                break
+        result["capacity"]["mode"] = modes[-1]
+    passed = [lv["calls"] for lv in result["capacity"]["levels"] if lv["with_audio"] == lv["calls"]]
+    result["max_concurrent_calls_with_audio"] = max(passed, default=0)
+    result["capacity"]["capped_by_ladder"] = bool(passed) and max(passed) == ladder[-1]
+    kamailio, static = result["setup"]["kamailio"], result["setup"]["static"]
+    result["setup_p95_ratio_kamailio_vs_static"] = ratio(kamailio["p95_ms"], static["p95_ms"])
+    result["target_p95_ratio"] = TARGET_P95_RATIO
+    return result
