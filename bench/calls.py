@@ -7,7 +7,8 @@ setup     Call set-up delay: Genesys (the far end, tests/lab/farend.py, through 
           run: kamailio mode adds Kamailio on the way to the browser (one more loopback hop).
           Target: kamailio p95 <= 1.1 x static p95.
 capacity  Concurrent calls with two-way audio (in the mode measured last): a ladder of N
-          browser pages (the lab's two DNs alternately), each holding an outbound call to the far end at once. A level passes
+          browser pages (the lab's two DNs alternately), each holding an outbound call to the
+          far end at once. A level passes
           when every call shows audio both ways (the browser's getStats counters rise and the
           far end receives the tone). The ladder stops at the first level that fails; the CPU
           use of the whole machine during the level (/proc/stat, sampled over 2 s) says what
