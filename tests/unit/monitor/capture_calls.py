@@ -304,20 +304,32 @@ async def inside_main(root: Path) -> int:  # noqa: PLR0915  (one straight script
         call = genesys_calls()
         answered = call.wait_answered(15)
         await asyncio.sleep(2.0)
+        recorder.save(
+            tap,
+            "role-inbound-answered",
+            f"Genesys calls DN {AGENT}, the agent answers, 2 s of media, under the role's read permissions: "
+            "no call event reaches the monitor's session",
+            [],
+            permissions=role_read,
+            sip={"genesys_invite": call.final_status, "answered": answered},
+        )
+        sent = await show_channels(tap)
+        recorder.save(
+            tap,
+            "role-sync-inbound-call",
+            "CoreShowChannels during that call: the action works with the role's write=system,reporting",
+            sent,
+            permissions=role_read,
+        )
         bye = call.bye()
         await asyncio.sleep(3.0)
         recorder.save(
             tap,
-            "role-inbound-answered-and-ended",
-            "An inbound call, answered, 2 s of media, Genesys hangs up, under the role's read permissions: "
-            "no call event reaches the monitor's session",
+            "role-inbound-ended",
+            "Genesys hangs up that call: again no call event under the role's read permissions",
             [],
             permissions=role_read,
-            sip={"genesys_invite": call.final_status, "answered": answered, "genesys_bye": bye},
-        )
-        sent = await show_channels(tap)
-        recorder.save(
-            tap, "role-sync-idle", "CoreShowChannels (write=system is enough) with no call", sent, permissions=role_read
+            sip={"genesys_bye": bye},
         )
         tap.close()
 

@@ -14,6 +14,20 @@ Shapes are Asterisk 22's, as captured in tests/unit/monitor/fixtures:
 - ``PJSIPShowRegistrationsOutbound``: ``OutboundRegistrationDetail`` events (``ClientUri``, ``Status``).
 - ``Reload`` (``Module: res_pjsip.so``) after ``module reload``: registrations may have been
   added or removed, and a removed one gets no event of its own.
+
+Calls (tests/unit/monitor/fixtures/calls; they need ``read=call`` for the monitor's AMI user):
+
+- ``Newchannel``: ``Channel`` (``PJSIP/<endpoint>-<8 hex>``), ``Uniqueid``, ``Linkedid``, ``Exten``,
+  ``CallerIDNum``. The channel a call came in on has ``Uniqueid == Linkedid``; a channel Dial()
+  creates inherits the caller's ``Linkedid`` (and starts in ``Exten: s``).
+- ``DialBegin`` / ``DialEnd``: the caller's fields, plus ``DestChannel``, ``DestUniqueid``,
+  ``DestLinkedid`` ...; ``DialEnd`` has ``DialStatus`` (``ANSWER``, ``BUSY``, ``CANCEL``, ...).
+  A call the dialplan ends before Dial() (number refused, DN without contact) has neither.
+- ``Hangup``: ``Uniqueid``, ``Linkedid``, ``Cause`` (Q.850; the dialplan's explicit cause for a
+  call it refused). One per channel: an answered call ends with two, in no fixed order.
+- ``CoreShowChannels``: ``CoreShowChannel`` events (``Channel``, ``Uniqueid``, ``Linkedid``,
+  ``Exten``, ``CallerIDNum``, ``Application`` ``Dial``/``AppDial``, ``BridgeId``), then
+  ``CoreShowChannelsComplete``; an empty list is a ``Success`` with ``ListItems: 0``.
 """
 
 from __future__ import annotations
@@ -27,11 +41,18 @@ from typing import Any, Final
 
 _DN_FROM_AOR: Final = re.compile(r"^(?:sips?:)?(?P<dn>[^@;/\s]+)")
 _DN_FROM_URI: Final = re.compile(r"^sips?:(?P<dn>[^@;:]+)@")
+# chan_pjsip names a channel <technology>/<endpoint>-<sequence, 8 hex digits>.
+_PJSIP_CHANNEL: Final = re.compile(r"^PJSIP/(?P<endpoint>.+)-[0-9a-fA-F]{8,}$")
 
 # Events the monitor subscribes to.
 CONTACT_EVENT: Final = "ContactStatus"
 REGISTRY_EVENT: Final = "Registry"
-WATCHED: Final = (CONTACT_EVENT, REGISTRY_EVENT)
+NEW_CHANNEL_EVENT: Final = "Newchannel"
+DIAL_BEGIN_EVENT: Final = "DialBegin"
+DIAL_END_EVENT: Final = "DialEnd"
+HANGUP_EVENT: Final = "Hangup"
+CALL_EVENTS: Final = (NEW_CHANNEL_EVENT, DIAL_BEGIN_EVENT, DIAL_END_EVENT, HANGUP_EVENT)
+WATCHED: Final = (CONTACT_EVENT, REGISTRY_EVENT, *CALL_EVENTS)
 # Events that make the monitor rebuild its state from actions.
 RESYNC_EVENTS: Final = ("FullyBooted", "Reload")
 
@@ -42,6 +63,7 @@ NO_CONTACTS: Final = "No Contacts found"
 SOURCE_ASTERISK: Final = "asterisk"
 SOURCE_STATIC: Final = "genesys-static"
 SOURCE_KAMAILIO: Final = "genesys-kamailio"
+SOURCE_CALLS: Final = "asterisk-calls"
 
 
 def header(message: Mapping[str, Any], key: str) -> str:
@@ -147,6 +169,123 @@ def parse(fields: Mapping[str, Any], mode: str, now: float | None = None) -> Reg
     return None if change is None else to_log_event(change, mode, now)
 
 
+# --------------------------------------------------------------------------- calls
+
+
+def endpoint_of(channel: str) -> str | None:
+    """The PJSIP endpoint of a channel name (``PJSIP/genesys-0000000a`` -> ``genesys``); None for another kind."""
+    match = _PJSIP_CHANNEL.match(channel.strip())
+    return match.group("endpoint") if match else None
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A channel as an AMI call event (or a CoreShowChannel entry) describes it."""
+
+    name: str
+    uniqueid: str
+    linkedid: str
+    exten: str = ""
+    caller_number: str = ""
+
+    @property
+    def endpoint(self) -> str | None:
+        return endpoint_of(self.name)
+
+    @property
+    def originates(self) -> bool:
+        """The channel a call came in on (a channel Dial() creates carries its caller's Linkedid)."""
+        return bool(self.uniqueid) and self.uniqueid == self.linkedid
+
+
+@dataclass(frozen=True)
+class ChannelCreated:
+    """Newchannel."""
+
+    channel: ChannelInfo
+
+
+@dataclass(frozen=True)
+class DialBegun:
+    """DialBegin: ``caller`` runs Dial(), ``dest`` is the channel it created."""
+
+    caller: ChannelInfo
+    dest: ChannelInfo
+
+
+@dataclass(frozen=True)
+class DialEnded:
+    """DialEnd with its DialStatus (ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ...)."""
+
+    caller: ChannelInfo
+    dest: ChannelInfo
+    status: str
+
+
+@dataclass(frozen=True)
+class ChannelHungUp:
+    """Hangup of one channel, with its Q.850 cause (0 when absent)."""
+
+    channel: ChannelInfo
+    cause: int
+
+
+CallEvent = ChannelCreated | DialBegun | DialEnded | ChannelHungUp
+
+
+def _channel(message: Mapping[str, Any], prefix: str = "") -> ChannelInfo:
+    name = "DestChannel" if prefix else "Channel"
+    return ChannelInfo(
+        name=header(message, name),
+        uniqueid=header(message, f"{prefix}Uniqueid"),
+        linkedid=header(message, f"{prefix}Linkedid"),
+        exten=header(message, f"{prefix}Exten"),
+        caller_number=header(message, f"{prefix}CallerIDNum"),
+    )
+
+
+def parse_call_event(message: Mapping[str, Any]) -> CallEvent | None:
+    """The call event an AMI event carries, or None (another event, or one without a channel id)."""
+    name = event_name(message)
+    if name not in CALL_EVENTS:
+        return None
+    channel = _channel(message)
+    if not channel.uniqueid:
+        return None
+    if name == NEW_CHANNEL_EVENT:
+        return ChannelCreated(channel)
+    if name == HANGUP_EVENT:
+        cause = header(message, "Cause")
+        return ChannelHungUp(channel, int(cause) if cause.isdigit() else 0)
+    dest = _channel(message, "Dest")
+    if not dest.uniqueid:
+        return None
+    if name == DIAL_BEGIN_EVENT:
+        return DialBegun(channel, dest)
+    return DialEnded(channel, dest, header(message, "DialStatus").upper() or "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class CallLogEvent:
+    """One call event, as logged on stdout: a call started (answered), ended, or failed to set up."""
+
+    time: float
+    dn: str
+    event: str  # CallStarted, CallEnded, CallFailed
+    direction: str  # inbound (Genesys -> agent), outbound (agent -> Genesys)
+    reason: str  # CallFailed: the failures counter's reason label; else ""
+    number: str  # the other party: Genesys's calling number (inbound), the dialled number (outbound)
+    call: str  # the Uniqueid (= Linkedid) of the channel the call came in on
+    source: str
+    mode: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+LogEvent = RegistrationEvent | CallLogEvent
+
+
 # --------------------------------------------------------------------------- action responses
 
 
@@ -233,3 +372,49 @@ def snapshot_changes(
             yield ContactChange(dn, uri, "Removed")
         for uri in sorted(set(new) - set(old)):
             yield ContactChange(dn, uri, new[uri])
+
+
+@dataclass(frozen=True)
+class ShownChannel:
+    """One CoreShowChannel entry: the channel, the application it runs and its bridge ("" if none)."""
+
+    channel: ChannelInfo
+    application: str
+    bridge: str
+
+
+def channels_from_show_channels(response: Any) -> list[ShownChannel]:
+    """CoreShowChannels -> every channel Asterisk has (an empty list is a Success with no entry)."""
+    messages = _messages(response)
+    _check(messages, "CoreShowChannels")
+    return [
+        ShownChannel(_channel(message), header(message, "Application"), header(message, "BridgeId"))
+        for message in messages
+        if event_name(message) == "CoreShowChannel" and header(message, "Uniqueid")
+    ]
+
+
+def bridged_pairs(channels: Iterable[ShownChannel]) -> list[tuple[ChannelInfo, ChannelInfo]]:
+    """(caller, dialled) of every bridge of exactly two channels.
+
+    The caller is the channel the call came in on (Uniqueid == Linkedid); failing that, the one that
+    runs Dial() (the dialled one runs AppDial); failing that, the older one.
+    """
+    bridges: dict[str, list[ShownChannel]] = {}
+    for shown in channels:
+        if shown.bridge:
+            bridges.setdefault(shown.bridge, []).append(shown)
+    pairs: list[tuple[ChannelInfo, ChannelInfo]] = []
+    for members in bridges.values():
+        if len(members) != 2:  # two parties: a call between an agent and Genesys
+            continue
+        first, second = sorted(members, key=_caller_rank)
+        pairs.append((first.channel, second.channel))
+    return pairs
+
+
+def _caller_rank(shown: ShownChannel) -> tuple[int, int, tuple[int, ...]]:
+    """Sort key: the caller first. Uniqueids are "<unix time>.<sequence>": compared as numbers."""
+    parts = shown.channel.uniqueid.split(".")
+    created = tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
+    return (0 if shown.channel.originates else 1, 0 if shown.application == "Dial" else 1, created)
