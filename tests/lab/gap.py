@@ -1,16 +1,19 @@
 """Measure what a switch does to the DNs' bindings at the Genesys stand-in, as seen from outside.
 
 A sampler reads the stand-in's bindings every 100 ms (JSON-RPC ul.dump) while the clients,
-JsSIP over wss set to reconnect like the Electron app, keep running. From the samples:
-  gap_ms        the longest time any DN had no binding at all (0 = never seen unbound)
+JsSIP over wss set to reconnect like the Electron app, keep running. A sample the stand-in
+did not answer counts as unbound for every DN (it is no proof of a binding). From the samples:
+  gap_ms        the longest time any DN had no binding at all (0 = never seen unbound;
+                resolution: the 100 ms sampling interval)
   dns_unbound   how many DNs were ever seen unbound
+  missed        samples the stand-in did not answer
+  transitions   per DN, every change between bound and unbound (time since the start, bound)
   leftovers     contacts of the old mode still at the stand-in after the switch settled
   outage_ms     per DN, the clients' outage: socket closed to registered again
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import threading
@@ -23,6 +26,7 @@ from typing import Any
 from lab import genesys_bindings, spawn_hold_client
 
 Bindings = dict[str, list[dict[str, Any]]]
+MISSED: Bindings = {}  # a sample the stand-in did not answer: nothing proven bound
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Sampler:
     dns: list[str]
     interval: float = 0.1
     samples: list[tuple[float, Bindings]] = field(default_factory=list)
+    missed: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -37,8 +42,11 @@ class Sampler:
         def run() -> None:
             while not self._stop.is_set():
                 started = time.monotonic()
-                with contextlib.suppress(OSError):  # a missed sample is not an unbound DN
+                try:
                     self.samples.append((time.time(), genesys_bindings()))
+                except OSError:
+                    self.missed += 1
+                    self.samples.append((time.time(), MISSED))
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
         self._thread = threading.Thread(target=run, daemon=True)
@@ -48,6 +56,18 @@ class Sampler:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+
+    def transitions(self, started: float) -> dict[str, list[tuple[float, bool]]]:
+        """Per DN, each change between bound and unbound: (seconds since `started`, bound)."""
+        changes: dict[str, list[tuple[float, bool]]] = {}
+        for dn in self.dns:
+            last: bool | None = None
+            for stamp, bindings in self.samples:
+                bound = bool(bindings.get(dn))
+                if bound != last:
+                    changes.setdefault(dn, []).append((round(stamp - started, 2), bound))
+                    last = bound
+        return changes
 
     def gaps_ms(self) -> dict[str, float]:
         """Per DN, the longest run of samples without any binding (first to last unbound sample)."""
@@ -100,8 +120,8 @@ class Clients:
 
 
 @contextmanager
-def running_clients(users: dict[str, str]) -> Iterator[Clients]:
-    proc = spawn_hold_client(users, "--reconnect")
+def running_clients(users: dict[str, str], *extra: str) -> Iterator[Clients]:
+    proc = spawn_hold_client(users, "--reconnect", *extra)
     clients = Clients(proc)
 
     def read() -> None:
@@ -128,7 +148,11 @@ def running_clients(users: dict[str, str]) -> Iterator[Clients]:
 
 
 def measure(
-    dns: list[str], clients: Clients, switch: Callable[[], Any], old_contact: Callable[[str], bool], settle: float = 4
+    dns: list[str],
+    clients: Clients | list[Clients],
+    switch: Callable[[], Any],
+    old_contact: Callable[[str], bool],
+    settle: float = 4,
 ) -> dict[str, Any]:
     """Run `switch` while sampling; return the figures (see module doc)."""
     sampler = Sampler(dns)
@@ -144,11 +168,15 @@ def measure(
     gaps = sampler.gaps_ms()
     final = genesys_bindings()
     leftovers = sum(1 for dn in dns for b in final.get(dn, []) if old_contact(b["contact"]))
-    outages = clients.outage_ms(started)
+    outages: dict[str, float] = {}
+    for group in clients if isinstance(clients, list) else [clients]:
+        outages.update(group.outage_ms(started))
     return {
         "gap_ms": max(gaps.values()) if gaps else 0,
         "gap_ms_per_dn": gaps,
         "dns_unbound": sum(1 for g in gaps.values() if g > 0),
+        "missed": sampler.missed,
+        "transitions": sampler.transitions(started),
         "leftovers": leftovers,
         "outage_ms": outages,
         "samples": len(sampler.samples),

@@ -72,7 +72,6 @@ ASTERISK_SIP = ("127.0.0.1", 5060)
 NUMBER = "5551000"  # in the allow list (^[0-9]{2,15}$): sent to Genesys
 REFUSED_NUMBER = "+4930123456"  # a dialplan extension (_[0-9*#+]!) outside the allow list: Hangup(21)
 GENESYS_CALLER = "5550100"  # the calling number Genesys presents
-REALM = "webrtc-genesys"  # asterisk_realm
 
 OVERLAY = f"""
 ; ---- capture_calls.py only: DN {AGENT} as a plain-RTP SIP UA (tests/lab/farend.py), not WebRTC ----
@@ -169,7 +168,9 @@ def register(dn: str, contact: str, expires: int = 600) -> int:
             code = int(raw.split()[1])
             if code != 401 or authorization:
                 return code
-            authorization = digest_authorization(_header(raw, "WWW-Authenticate"), dn, DNS[dn], f"sip:{ASTERISK_SIP[0]}")
+            authorization = digest_authorization(
+                _header(raw, "WWW-Authenticate"), dn, DNS[dn], f"sip:{ASTERISK_SIP[0]}"
+            )
         return code
     finally:
         sock.close()
@@ -259,7 +260,7 @@ async def show_channels(tap: AmiTap) -> list[str]:
     return ["CoreShowChannels"]
 
 
-async def inside_main(root: Path) -> int:  # noqa: PLR0915  (one straight script of phases)
+async def inside_main(root: Path) -> int:
     from farend import FarEnd  # noqa: PLC0415  (copied next to this script in the container)
 
     etc, out = Path("/etc/asterisk"), root / "out"
@@ -270,7 +271,9 @@ async def inside_main(root: Path) -> int:  # noqa: PLR0915  (one straight script
     asterisk = start_asterisk(root / "asterisk.log")
     version = next(line for line in cli("core show version").splitlines() if line.startswith("Asterisk "))
     endpoint = cli(f"pjsip show endpoint {AGENT}")
-    if not re.search(r"\bwebrtc\s*:\s*(no|false)\b", endpoint) or not re.search(r"media_encryption\s*:\s*no\b", endpoint):
+    if not re.search(r"\bwebrtc\s*:\s*(no|false)\b", endpoint) or not re.search(
+        r"media_encryption\s*:\s*no\b", endpoint
+    ):
         raise SystemExit(f"the overlay did not apply to endpoint {AGENT}:\n{endpoint}")
 
     genesys = FarEnd(bind=GENESYS_ADDRESS, sip_port=GENESYS_PORT, user="genesys")
@@ -426,9 +429,7 @@ async def inside_main(root: Path) -> int:  # noqa: PLR0915  (one straight script
             },
         )
         sent = await show_channels(tap)
-        recorder.save(
-            tap, "sync-two-calls", "CoreShowChannels during both answered calls", sent, permissions=call_read
-        )
+        recorder.save(tap, "sync-two-calls", "CoreShowChannels during both answered calls", sent, permissions=call_read)
         inbound_bye = inbound.bye()
         outbound_bye = outbound.bye()
         await wait_count(tap, {HANGUP: 4})

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from panoramisk.actions import Action
 from panoramisk.message import Message
-from registration_monitor.events import ContactChange, RegistryChange, parse_change
+from registration_monitor.events import CallChange, ContactChange, RegistryChange, parse_call_event, parse_change
 from registration_monitor.kamailio import parse_reply
 from registration_monitor.state import ForwardOutcome, MonitorState
 
@@ -21,6 +21,10 @@ FIXTURES: Final = HERE / "fixtures"
 EOL: Final = "\r\n"
 MANIFEST: Final[dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
 AMI_FIXTURES: Final = sorted(path.name for path in FIXTURES.glob("*.ami"))
+# Calls (capture_calls.py): their own directory and manifest; names are "calls/NN-name.ami".
+CALLS: Final = "calls"
+CALLS_MANIFEST: Final[dict[str, Any]] = json.loads((FIXTURES / CALLS / "manifest.json").read_text(encoding="utf-8"))
+CALL_FIXTURES: Final = sorted(f"{CALLS}/{path.name}" for path in (FIXTURES / CALLS).glob("*.ami"))
 HTABLE_FIXTURES: Final = sorted(path.name for path in FIXTURES.glob("*.htable.json"))
 
 
@@ -47,7 +51,9 @@ class AmiFixture:
 
     @property
     def phase(self) -> dict[str, Any]:
-        return next(phase for phase in MANIFEST["phases"] if phase["file"] == self.name)
+        directory, _, file = self.name.rpartition("/")
+        manifest = CALLS_MANIFEST if directory == CALLS else MANIFEST
+        return next(phase for phase in manifest["phases"] if phase["file"] == file)
 
     def action_ids(self) -> dict[str, str]:
         """Action name -> the ActionID it was sent with (manifest order = order of the responses)."""
@@ -114,3 +120,13 @@ def feed(state: MonitorState, name: str) -> list[ContactChange | RegistryChange]
 
 def forwarded(name: str) -> dict[str, ForwardOutcome]:
     return parse_reply(htable_fixture(name))
+
+
+def feed_calls(state: MonitorState, name: str, *, count: bool = True) -> list[CallChange]:
+    """Apply a fixture's call events the way the AMI client does; the call changes they made."""
+    changes: list[CallChange] = []
+    for event in ami_fixture(name).events:
+        call_event = parse_call_event(event)
+        if call_event is not None:
+            changes += state.apply_call_event(call_event, count=count)
+    return changes

@@ -16,6 +16,8 @@ from .captured import EOL, ami_fixture
 GREETING: Final = "Asterisk Call Manager/"
 UNKNOWN_ACTION: Final = "Response: Error\r\nActionID: {id}\r\nMessage: Invalid/unknown command\r\n\r\n"
 PONG: Final = "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 0.000000\r\n\r\n"
+# Answers given unless a test sets its own in ``answers``: no call in progress.
+DEFAULT_ANSWERS: Final = {"CoreShowChannels": "calls/07-sync-idle.ami"}
 
 
 def _with_action_id(block: str, action_id: str) -> str:
@@ -83,8 +85,8 @@ class FakeAmi:
             return "Authentication failed" not in blocks[0]
         if action.lower() == "ping":
             writer.write(PONG.format(id=action_id).encode())
-        elif action in self.answers:
-            blocks = ami_fixture(self.answers[action]).action_blocks(action)
+        elif action in self.answers or action in DEFAULT_ANSWERS:
+            blocks = ami_fixture(self.answers.get(action) or DEFAULT_ANSWERS[action]).action_blocks(action)
             writer.write("".join(_with_action_id(block, action_id) for block in blocks).encode())
         else:
             writer.write(UNKNOWN_ACTION.format(id=action_id).encode())

@@ -16,7 +16,7 @@ import pytest
 from registration_monitor import ami
 from registration_monitor.ami import AmiClient, Backoff
 from registration_monitor.config import Config, parse_config
-from registration_monitor.events import RegistrationEvent, contacts_from_show_contacts, parse_change
+from registration_monitor.events import CallLogEvent, RegistrationEvent, contacts_from_show_contacts, parse_change
 from registration_monitor.state import MonitorState
 
 from .captured import ami_fixture
@@ -271,6 +271,7 @@ def test_an_event_arriving_during_a_sync_is_not_lost() -> None:
     [event_1003] = [event for event in ami_fixture("08-register-1003.ami").events if parse_change(event)]
     contacts = ami_fixture("06-sync-registered.ami").response("PJSIPShowContacts")
     registrations = ami_fixture("03-sync-empty.ami").response("PJSIPShowRegistrationsOutbound")
+    channels = ami_fixture("calls/07-sync-idle.ami").response("CoreShowChannels")
 
     async def scenario() -> None:
         manager = PendingManager()
@@ -280,9 +281,104 @@ def test_an_event_arriving_during_a_sync_is_not_lost() -> None:
         manager.pending["PJSIPShowContacts"].set_result(contacts)
         await until(lambda: "PJSIPShowRegistrationsOutbound" in manager.pending, "the registrations action")
         manager.pending["PJSIPShowRegistrationsOutbound"].set_result(registrations)
+        await until(lambda: "CoreShowChannels" in manager.pending, "the channels action")
+        manager.pending["CoreShowChannels"].set_result(channels)
         await sync
 
     asyncio.run(scenario())
     assert set(contacts_from_show_contacts(contacts)) == {"1002"}
     assert state.registered_asterisk() == {"1002", "1003"}
     assert state.synced
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def test_calls_are_followed_and_resynced_from_core_show_channels_after_a_restart() -> None:
+    emitted: list[Any] = []
+    state = MonitorState("kamailio", ["1002", "1003"])
+
+    async def scenario() -> FakeAmi:
+        server = await FakeAmi().start()
+        server.answers = {
+            "PJSIPShowContacts": "06-sync-registered.ami",
+            "PJSIPShowRegistrationsOutbound": "03-sync-empty.ami",
+            "CoreShowChannels": "calls/15-sync-two-calls.ami",  # answered before the monitor started
+        }
+        client = AmiClient(make_config(server.port), state, emitted.append)
+        task = asyncio.ensure_future(client.run())
+        try:
+            await until(lambda: state.synced, "the first sync")
+            assert state.calls_by_direction() == {"inbound": 1, "outbound": 1}
+            await server.push("calls/16-two-calls-hangup-by-callers.ami")
+            await until(lambda: not state.calls_in_progress(), "the Hangups")
+            for name in ("17-inbound-busy", "20-outbound-rejected-number"):
+                await server.push(f"calls/{name}.ami")
+            await until(lambda: sum(state.call_failures.values()) == 2, "the failures")
+            await server.push("calls/08-inbound-answered.ami")
+            await until(lambda: len(state.calls_in_progress()) == 1, "the answered call")
+            # Asterisk restarts during that call; the restarted one has another call in progress.
+            server.answers["CoreShowChannels"] = "calls/12-sync-outbound-call.ami"
+            server.login_fixture = "16-restart-login.ami"
+            await server.restart()
+            await until(lambda: state.ami_reconnects == 1 and state.synced, "the resync after the restart")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await server.close()
+        return server
+
+    server = asyncio.run(scenario())
+    assert server.actions()[:4] == ["Login", "PJSIPShowContacts", "PJSIPShowRegistrationsOutbound", "CoreShowChannels"]
+    assert state.calls_by_direction() == {"inbound": 0, "outbound": 1}
+    assert state.call_attempts == {"inbound": 2, "outbound": 1}  # the synced calls are no attempts seen
+    assert state.call_failures == {("inbound", "busy"): 1, ("outbound", "rejected_number"): 1}
+    lines = [json.loads(event.to_json()) for event in emitted if isinstance(event, CallLogEvent)]
+    assert [(line["event"], line["direction"], line["source"]) for line in lines] == [
+        ("CallStarted", "inbound", "asterisk-calls-sync"),
+        ("CallStarted", "outbound", "asterisk-calls-sync"),
+        ("CallEnded", "inbound", "asterisk-calls"),
+        ("CallEnded", "outbound", "asterisk-calls"),
+        ("CallFailed", "inbound", "asterisk-calls"),
+        ("CallFailed", "outbound", "asterisk-calls"),
+        ("CallStarted", "inbound", "asterisk-calls"),
+        ("CallEnded", "inbound", "asterisk-calls-sync"),  # its Hangup was never seen
+        ("CallStarted", "outbound", "asterisk-calls-sync"),
+    ]
+    assert [line["reason"] for line in lines if line["event"] == "CallFailed"] == ["busy", "rejected_number"]
+
+
+def test_a_call_only_core_show_channels_knows_of_warns_about_the_missing_read_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The asterisk role's manager.conf (read=system,reporting,security): no call event ever comes, the
+    periodic resync still finds the answered call (fixtures/calls/04-role-sync-inbound-call.ami)."""
+    caplog.set_level(logging.DEBUG)
+    state = MonitorState("kamailio", ["1002", "1003"])
+
+    async def scenario() -> None:
+        server = await FakeAmi().start()
+        server.answers = {
+            "PJSIPShowContacts": "06-sync-registered.ami",
+            "PJSIPShowRegistrationsOutbound": "03-sync-empty.ami",
+        }
+        client = AmiClient(make_config(server.port, resync_interval=0.1), state, lambda _event: None)
+        task = asyncio.ensure_future(client.run())
+        try:
+            await until(lambda: state.synced, "the first sync")
+            await server.push("calls/03-role-inbound-answered.ami")  # what such a user gets: no call event
+            server.answers["CoreShowChannels"] = "calls/04-role-sync-inbound-call.ami"
+            await until(lambda: len(state.calls_in_progress()) == 1, "the call found by a resync")
+            server.answers["CoreShowChannels"] = "calls/07-sync-idle.ami"
+            await until(lambda: not state.calls_in_progress(), "the call gone at a resync")
+            server.answers["CoreShowChannels"] = "calls/04-role-sync-inbound-call.ami"
+            await until(lambda: len(state.calls_in_progress()) == 1, "the call found again")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await server.close()
+
+    asyncio.run(scenario())
+    warnings = [record.getMessage() for record in caplog.records if "needs read=call" in record.getMessage()]
+    assert len(warnings) == 1  # once
+    assert state.call_attempts == {}

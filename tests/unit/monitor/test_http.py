@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from registration_monitor.http import bound_port, build_registry, create_app, start_http
 from registration_monitor.state import MonitorState
 
-from .captured import feed, fixture_time, forwarded
+from .captured import CALL_FIXTURES, feed, feed_calls, fixture_time, forwarded
 
 STABLE_NAMES = (
     "webrtc_dns_registered_asterisk",
@@ -23,6 +23,9 @@ STABLE_NAMES = (
     "webrtc_dns_unbound_genesys",
     "webrtc_forwarding_failures_total",
     "webrtc_monitor_ami_connected",
+    "webrtc_calls_in_progress",
+    "webrtc_call_attempts_total",
+    "webrtc_call_setup_failures_total",
 )
 NOW = float(fixture_time("04-register-1002.htable.json") + 1)
 
@@ -70,6 +73,62 @@ def test_metrics_exposition_has_the_stable_names_and_values() -> None:
     assert values["webrtc_monitor_ami_connected"] == 1
     assert values['webrtc_monitor_mode{mode="kamailio"}'] == 1
     assert values["webrtc_monitor_kamailio_reachable"] == 1
+
+
+def call_fixture(name: str) -> str:
+    [match] = [fixture for fixture in CALL_FIXTURES if fixture.split("-", 1)[1] == f"{name}.ami"]
+    return match
+
+
+def test_call_metrics_before_any_call_are_zero_for_both_directions_and_the_known_reasons() -> None:
+    values = samples(generate_latest(build_registry(MonitorState("static", ["1002"]), clock=lambda: 0)).decode())
+    for direction in ("inbound", "outbound"):
+        assert values[f'webrtc_calls_in_progress{{direction="{direction}"}}'] == 0
+        assert values[f'webrtc_call_attempts_total{{direction="{direction}"}}'] == 0
+        for reason in ("busy", "noanswer", "chanunavail", "congestion", "cancel", "rejected_number"):
+            assert values[f'webrtc_call_setup_failures_total{{direction="{direction}",reason="{reason}"}}'] == 0
+
+
+def test_call_metrics_follow_the_captured_calls() -> None:
+    state = MonitorState("kamailio", ["1002", "1003"])
+    registry = build_registry(state, clock=lambda: NOW)
+    gauge = 'webrtc_calls_in_progress{direction="%s"}'
+    feed_calls(state, call_fixture("two-calls-answered"))
+    values = samples(generate_latest(registry).decode())
+    assert (values[gauge % "inbound"], values[gauge % "outbound"]) == (1, 1)
+    feed_calls(state, call_fixture("two-calls-hangup-by-callers"))
+    for name in (
+        "inbound-busy",
+        "inbound-cancel",
+        "inbound-agent-offline",
+        "outbound-rejected-number",
+        "outbound-busy",
+    ):
+        feed_calls(state, call_fixture(name))
+    text = generate_latest(registry).decode()
+    values = samples(text)
+    assert (values[gauge % "inbound"], values[gauge % "outbound"]) == (0, 0)
+    assert values['webrtc_call_attempts_total{direction="inbound"}'] == 4
+    assert values['webrtc_call_attempts_total{direction="outbound"}'] == 3
+    failures = {
+        name: value for name, value in values.items() if name.startswith("webrtc_call_setup_failures_total") and value
+    }
+    assert failures == {
+        'webrtc_call_setup_failures_total{direction="inbound",reason="busy"}': 1,
+        'webrtc_call_setup_failures_total{direction="inbound",reason="cancel"}': 1,
+        'webrtc_call_setup_failures_total{direction="inbound",reason="chanunavail"}': 1,
+        'webrtc_call_setup_failures_total{direction="outbound",reason="rejected_number"}': 1,
+        'webrtc_call_setup_failures_total{direction="outbound",reason="busy"}': 1,
+    }
+    assert re.search(r"^# TYPE webrtc_calls_in_progress gauge$", text, re.MULTILINE)
+    assert re.search(r"^# TYPE webrtc_call_setup_failures_total counter$", text, re.MULTILINE)
+
+
+def test_an_unexpected_failure_reason_is_exposed_too() -> None:
+    state = MonitorState("kamailio", ["1002"])
+    state.call_failures[("outbound", "cause_34")] += 1
+    values = samples(generate_latest(build_registry(state, clock=lambda: 0)).decode())
+    assert values['webrtc_call_setup_failures_total{direction="outbound",reason="cause_34"}'] == 1
 
 
 def test_metrics_follow_the_clock_without_events() -> None:
@@ -124,6 +183,11 @@ def test_state_document_for_the_switch_playbooks() -> None:
         "1003": {"registered_asterisk": True, "bound_genesys": False, "bound_static": False, "bound_kamailio": False},
     }
     assert document["mode"] == "kamailio"
+    assert document["calls"] == {
+        "in_progress": 0,
+        "by_direction": {"inbound": 0, "outbound": 0},
+        "by_dn": {"1002": 0, "1003": 0},
+    }
 
 
 def test_unknown_path_is_404() -> None:

@@ -1,7 +1,7 @@
 """Registration monitor for the webrtc-genesys gateway.
 
-Follows Asterisk's AMI (contacts, static registrations) and Kamailio's forwarding outcomes, logs
-every registration event as a JSON line and serves /healthz, /metrics and /state.
+Follows Asterisk's AMI (contacts, static registrations, calls) and Kamailio's forwarding outcomes,
+logs every registration and call event as a JSON line and serves /healthz, /metrics and /state.
 """
 
 __version__ = "0.2.0"

@@ -1,8 +1,9 @@
 """Entry point: python3 -m registration_monitor --config monitor.json.
 
-stdout: one JSON line per registration event. stderr: the monitor's own log (connections,
-reconnects, syncs). The AMI secret is never logged: it is masked in the Config object and every
-log record passes a filter that blanks it, whatever library wrote the record.
+stdout: one JSON line per registration event and per call event (started, ended, failed). stderr:
+the monitor's own log (connections, reconnects, syncs). The AMI secret is never logged: it is
+masked in the Config object and every log record passes a filter that blanks it, whatever library
+wrote the record.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from . import __version__
 from .ami import AmiClient
 from .config import Config, ConfigError, Secret, load_config
-from .events import RegistrationEvent
+from .events import LogEvent
 from .http import create_app, start_http
 from .kamailio import KamailioPoller
 from .state import MonitorState
@@ -49,7 +50,7 @@ class RedactSecret(logging.Filter):
         return True
 
 
-def print_event(event: RegistrationEvent) -> None:
+def print_event(event: LogEvent) -> None:
     print(event.to_json(), flush=True)
 
 
@@ -66,7 +67,7 @@ def setup_logging(secret: Secret | None = None, level: int = logging.INFO) -> No
     logging.getLogger("panoramisk").setLevel(logging.WARNING)
 
 
-async def run(config: Config, emit: Callable[[RegistrationEvent], None] = print_event) -> None:
+async def run(config: Config, emit: Callable[[LogEvent], None] = print_event) -> None:
     state = MonitorState(config.mode, config.dns)
     runner = await start_http(create_app(state), config.listen_address, config.listen_port)
     log.info("registration monitor %s: %s", __version__, config.describe())

@@ -1,7 +1,8 @@
 """The AMI side: a panoramisk connection kept up with backoff, state rebuilt from actions on each login.
 
-One *session* is: connect, log in, sync (``PJSIPShowContacts`` + ``PJSIPShowRegistrationsOutbound``),
-then follow ``ContactStatus``/``Registry`` events until the connection is lost. The state is synced
+One *session* is: connect, log in, sync (``PJSIPShowContacts`` + ``PJSIPShowRegistrationsOutbound`` +
+``CoreShowChannels``), then follow ``ContactStatus``/``Registry`` events and the call events
+(``Newchannel``, ``DialBegin``, ``DialEnd``, ``Hangup``) until the connection is lost. The state is synced
 again on ``FullyBooted`` (Asterisk finished booting, also sent right after a login), on a PJSIP
 ``Reload`` (a removed static registration sends no event of its own) and every ``resync_interval``
 seconds (also proves the connection still answers). panoramisk's own fixed-delay reconnect is
@@ -21,17 +22,23 @@ from panoramisk import Manager
 
 from .config import Config
 from .events import (
+    CALL_STARTED,
     RESYNC_EVENTS,
     SOURCE_ASTERISK,
+    SOURCE_CALLS,
     SOURCE_STATIC,
     WATCHED,
     ActionError,
+    CallEvent,
     Change,
     ContactChange,
-    RegistrationEvent,
+    LogEvent,
+    RegistryChange,
+    channels_from_show_channels,
     contacts_from_show_contacts,
     event_name,
     header,
+    parse_call_event,
     parse_change,
     registrations_from_show_outbound,
     to_log_event,
@@ -40,7 +47,7 @@ from .state import MonitorState
 
 log = logging.getLogger("registration_monitor.ami")
 
-SYNC_ACTIONS: Final = ("PJSIPShowContacts", "PJSIPShowRegistrationsOutbound")
+SYNC_ACTIONS: Final = ("PJSIPShowContacts", "PJSIPShowRegistrationsOutbound", "CoreShowChannels")
 # Wait after a Reload event before the sync: the reloaded registrations are being (re)created.
 RELOAD_SETTLE: Final = 1.0
 # Retry of a sync that was answered with an error (e.g. PJSIP not loaded yet while Asterisk boots).
@@ -115,7 +122,7 @@ class AmiClient:
         self,
         config: Config,
         state: MonitorState,
-        emit: Callable[[RegistrationEvent], None],
+        emit: Callable[[LogEvent], None],
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -130,8 +137,9 @@ class AmiClient:
         self.backoff = Backoff(config.reconnect_initial_delay, config.reconnect_max_delay)
         self.sessions = 0
         self._resync: asyncio.Event | None = None
-        self._buffer: list[Change] | None = None
+        self._buffer: list[Change | CallEvent] | None = None
         self._synced_once_this_session = False
+        self._warned_call_events = False
 
     @property
     def address(self) -> str:
@@ -204,6 +212,7 @@ class AmiClient:
         finally:
             self.state.ami_connected = False
             self.state.synced = False
+            self.state.calls_lost_sight()
             self._buffer = None
             manager.close()
 
@@ -268,6 +277,7 @@ class AmiClient:
             registrations = registrations_from_show_outbound(
                 await self._action(manager, "PJSIPShowRegistrationsOutbound")
             )
+            channels = channels_from_show_channels(await self._action(manager, "CoreShowChannels"))
         finally:
             buffered, self._buffer = self._buffer or [], None
         now = self.clock()
@@ -275,22 +285,38 @@ class AmiClient:
             self.emit(to_log_event(contact_change, self.state.mode, now, source=f"{SOURCE_ASTERISK}-sync"))
         for registry_change in self.state.replace_registrations(registrations):
             self.emit(to_log_event(registry_change, self.state.mode, now, source=f"{SOURCE_STATIC}-sync"))
+        call_events: list[CallEvent] = []
         for change in buffered:  # newer than the snapshot, or as old: either way still true
             if isinstance(change, ContactChange):
                 self.state.apply_contact(change)
-            else:
+            elif isinstance(change, RegistryChange):
                 self.state.apply_registry(change, count=False)
+            else:
+                call_events.append(change)
+        revealed = self.state.replace_calls(channels, call_events)
+        for call_change in revealed:
+            self.emit(call_change.log_event(self.state.mode, now, source=f"{SOURCE_CALLS}-sync"))
+        unannounced = any(change.event == CALL_STARTED for change in revealed)
+        if unannounced and self._synced_once_this_session and not self._warned_call_events:
+            # Connected all along, yet a call was answered without a DialEnd: the call events do not come.
+            self._warned_call_events = True
+            log.warning(
+                "AMI %s: CoreShowChannels found an answered call no DialEnd announced: the AMI user "
+                "needs read=call in manager.conf for call events (attempts and failures are not counted)",
+                self.address,
+            )
         self.state.synced = True
         self._synced_once_this_session = True
         counts = self.state.counts(now)
         log.info(
             "AMI %s: state synced: %d DN(s) with a contact at Asterisk, %d static registration(s), "
-            "%d bound at Genesys (%s mode)",
+            "%d bound at Genesys (%s mode), %d call(s) in progress",
             self.address,
             counts.registered_asterisk,
             len(self.state.registrations),
             counts.bound_genesys,
             self.state.mode,
+            len(self.state.calls_in_progress()),
         )
 
     # ---------------------------------------------------------------- events
@@ -315,6 +341,14 @@ class AmiClient:
             module = header(message, "Module")
             if not module or module.startswith("res_pjsip") or module.lower() == "all":
                 asyncio.get_running_loop().call_later(RELOAD_SETTLE, self._request_resync)
+            return
+        call_event = parse_call_event(message)
+        if call_event is not None:
+            now = self.clock()
+            for call_change in self.state.apply_call_event(call_event):
+                self.emit(call_change.log_event(self.state.mode, now))
+            if self._buffer is not None:
+                self._buffer.append(call_event)
             return
         change = parse_change(message)
         if change is None:

@@ -247,10 +247,8 @@ def _channel(message: Mapping[str, Any], prefix: str = "") -> ChannelInfo:
 def parse_call_event(message: Mapping[str, Any]) -> CallEvent | None:
     """The call event an AMI event carries, or None (another event, or one without a channel id)."""
     name = event_name(message)
-    if name not in CALL_EVENTS:
-        return None
     channel = _channel(message)
-    if not channel.uniqueid:
+    if name not in CALL_EVENTS or not channel.uniqueid:
         return None
     if name == NEW_CHANNEL_EVENT:
         return ChannelCreated(channel)
@@ -284,6 +282,28 @@ class CallLogEvent:
 
 
 LogEvent = RegistrationEvent | CallLogEvent
+
+CALL_STARTED: Final = "CallStarted"
+CALL_ENDED: Final = "CallEnded"
+CALL_FAILED: Final = "CallFailed"
+
+
+@dataclass(frozen=True)
+class CallChange:
+    """What the state saw happen to a call: started (answered), ended, or failed to set up (with a reason)."""
+
+    event: str
+    call: str
+    direction: str
+    dn: str
+    number: str
+    reason: str = ""
+
+    def log_event(self, mode: str, now: float | None = None, *, source: str = SOURCE_CALLS) -> CallLogEvent:
+        stamp = time.time() if now is None else now
+        return CallLogEvent(
+            stamp, self.dn, self.event, self.direction, self.reason, self.number, self.call, source, mode
+        )
 
 
 # --------------------------------------------------------------------------- action responses
@@ -413,8 +433,13 @@ def bridged_pairs(channels: Iterable[ShownChannel]) -> list[tuple[ChannelInfo, C
     return pairs
 
 
+def uniqueid_order(uniqueid: str) -> tuple[int, ...]:
+    """Sort key of a Uniqueid, "<unix time>.<sequence>" compared as numbers (older channel first)."""
+    parts = uniqueid.split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
+
+
 def _caller_rank(shown: ShownChannel) -> tuple[int, int, tuple[int, ...]]:
-    """Sort key: the caller first. Uniqueids are "<unix time>.<sequence>": compared as numbers."""
-    parts = shown.channel.uniqueid.split(".")
-    created = tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
-    return (0 if shown.channel.originates else 1, 0 if shown.application == "Dial" else 1, created)
+    """Sort key: the caller first."""
+    caller = shown.channel
+    return (0 if caller.originates else 1, 0 if shown.application == "Dial" else 1, uniqueid_order(caller.uniqueid))

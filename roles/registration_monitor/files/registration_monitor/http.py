@@ -12,6 +12,13 @@ Metric names are stable (dashboards and alerts use them):
   webrtc_monitor_state_synced             1 once the state was rebuilt from AMI actions in this session
   webrtc_monitor_mode{mode}               1 for the active mode
   webrtc_monitor_kamailio_reachable       kamailio mode only: 1 while Kamailio's JSON-RPC answers
+  webrtc_calls_in_progress{direction}     answered calls between an agent and Genesys not ended yet
+                                          (direction: inbound = Genesys -> agent, outbound = agent -> Genesys)
+  webrtc_call_attempts_total{direction}   calls seen being set up (once per call)
+  webrtc_call_setup_failures_total{direction,reason}
+                                          set-ups that failed: reason = DialStatus in lower case (busy,
+                                          noanswer, cancel, ...), or rejected_number / chanunavail /
+                                          cause_<n> for a call the dialplan ended before Dial()
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .state import MonitorState
+from .state import DIRECTIONS, KNOWN_FAILURE_REASONS, MonitorState
 
 
 class StateCollector(Collector):
@@ -84,6 +91,35 @@ class StateCollector(Collector):
                 "1 while Kamailio's JSON-RPC answers htable.dump",
                 value=bool(state.kamailio_reachable),
             )
+        yield from self.collect_calls()
+
+    def collect_calls(self) -> Iterable[Metric]:
+        state = self.state
+        in_progress = GaugeMetricFamily(
+            "webrtc_calls_in_progress",
+            "Answered calls between an agent and Genesys, not ended yet, by direction",
+            labels=["direction"],
+        )
+        for direction, count in state.calls_by_direction().items():
+            in_progress.add_metric([direction], count)
+        yield in_progress
+        attempts = CounterMetricFamily(
+            "webrtc_call_attempts",
+            "Calls between an agent and Genesys seen being set up, by direction",
+            labels=["direction"],
+        )
+        for direction in DIRECTIONS:
+            attempts.add_metric([direction], state.call_attempts[direction])
+        yield attempts
+        failures = CounterMetricFamily(
+            "webrtc_call_setup_failures",
+            "Call set-ups that failed, by direction and reason (DialStatus, or the refusal before Dial)",
+            labels=["direction", "reason"],
+        )
+        known = {(direction, reason) for direction in DIRECTIONS for reason in KNOWN_FAILURE_REASONS}
+        for direction, reason in sorted(known | set(state.call_failures)):
+            failures.add_metric([direction, reason], state.call_failures[(direction, reason)])
+        yield failures
 
 
 def build_registry(state: MonitorState, clock: Callable[[], float] = time.time) -> CollectorRegistry:

@@ -7,22 +7,65 @@
 
 "Bound at Genesys" depends on the active mode: static -> the DN's static registration is
 ``Registered``; kamailio -> the last forwarded answer is 2xx with expires > 0 and not yet run out.
+
+- calls:         the calls between an agent and Genesys Asterisk has (AMI call events +
+                 CoreShowChannels), keyed by the Uniqueid of the channel the call came in on
+- call_attempts / call_failures: counters of set-ups seen, by direction / (direction, reason)
+
+A *call* is a Dial() between an agent's PJSIP channel (a configured DN) and Genesys's (endpoint
+``genesys``): ``inbound`` when it came in on Genesys's channel, ``outbound`` when on an agent's. It
+is in progress from the ``DialEnd`` with ``ANSWER`` until the ``Hangup`` of either of its two
+channels (the second Hangup finds nothing left). An attempt is counted once per call, at the first
+event seen of it. A set-up failed with a ``DialEnd`` other than ANSWER (reason: the DialStatus in
+lower case, once every dialled channel has ended) or, for a call followed from its ``Newchannel``,
+with a ``Hangup`` of its channel before any Dial() (the dialplan refused it; reason from the cause:
+21 ``rejected_number``, 20 ``chanunavail``, else ``cause_<n>``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .events import ContactChange, RegistryChange, snapshot_changes
+from .events import (
+    CALL_ENDED,
+    CALL_FAILED,
+    CALL_STARTED,
+    CallChange,
+    CallEvent,
+    ChannelCreated,
+    ChannelHungUp,
+    ChannelInfo,
+    ContactChange,
+    DialBegun,
+    DialEnded,
+    RegistryChange,
+    ShownChannel,
+    bridged_pairs,
+    snapshot_changes,
+    uniqueid_order,
+)
 
 REGISTERED: Final = "Registered"
 REJECTED: Final = "Rejected"
 # fwdres codes Kamailio writes itself: 408 on a local timeout (no answer), 0 when nothing could be sent.
 CODE_TIMEOUT: Final = 408
 CODE_NOT_SENT: Final = 0
+
+# Calls: the Genesys trunk's endpoint (pjsip.conf), the two directions, Dial()'s answered status.
+GENESYS_ENDPOINT: Final = "genesys"
+INBOUND: Final = "inbound"
+OUTBOUND: Final = "outbound"
+DIRECTIONS: Final = (INBOUND, OUTBOUND)
+DIAL_ANSWER: Final = "ANSWER"
+ANSWERED: Final = "answered"
+# Reasons of a call the dialplan ended before Dial(), by Hangup cause (extensions.conf.j2).
+CAUSE_REASONS: Final = {21: "rejected_number", 20: "chanunavail"}
+# Failure reasons exposed at 0 from the start (the DialStatus values the dialplan maps to a cause,
+# and the refusals before Dial), so that rate() and increase() see the first one.
+KNOWN_FAILURE_REASONS: Final = ("busy", "noanswer", "chanunavail", "congestion", "cancel", "rejected_number")
 
 
 @dataclass(frozen=True)
@@ -60,6 +103,28 @@ class ForwardOutcome:
         return "Timeout" if reason == "timeout" else ("NotSent" if reason == "not_sent" else f"Rejected {self.code}")
 
 
+@dataclass
+class Call:
+    """One call between an agent and Genesys, from its first event seen to its end."""
+
+    key: str  # Uniqueid of the channel the call came in on (its Linkedid)
+    direction: str
+    dn: str
+    number: str  # the other party: Genesys's calling number (inbound), the dialled number (outbound)
+    channels: set[str]  # Uniqueids: the caller's, and those Dial() created
+    watched: bool  # followed from its Newchannel with no gap since: a Hangup before Dial() is a refusal
+    dialled: bool = False
+    ringing: set[str] = field(default_factory=set)  # dialled channels without their DialEnd yet
+    outcome: str | None = None  # ANSWERED, or the failure reason
+
+    @property
+    def in_progress(self) -> bool:
+        return self.outcome == ANSWERED
+
+    def change(self, event: str, reason: str = "") -> CallChange:
+        return CallChange(event, self.key, self.direction, self.dn, self.number, reason)
+
+
 @dataclass(frozen=True)
 class Counts:
     registered_asterisk: int
@@ -90,6 +155,9 @@ class MonitorState:
         self.kamailio_reachable: bool | None = None
         self._forwarded_baseline = False
         self._registrations_baseline = False
+        self.calls: dict[str, Call] = {}
+        self.call_attempts: Counter[str] = Counter()
+        self.call_failures: Counter[tuple[str, str]] = Counter()
 
     # ---------------------------------------------------------------- Asterisk contacts
 
@@ -160,6 +228,138 @@ class MonitorState:
         self.forwarded = dict(snapshot)
         return changed
 
+    # ---------------------------------------------------------------- calls
+
+    def is_agent(self, endpoint: str | None) -> bool:
+        """A DN's endpoint: a configured DN (any endpoint but Genesys's when no DN is configured)."""
+        if endpoint is None or endpoint == GENESYS_ENDPOINT:
+            return False
+        return endpoint in self.dns if self.dns else True
+
+    def _start_call(self, caller: ChannelInfo, *, watched: bool, count: bool) -> Call | None:
+        """Follow a call that came in on ``caller``; None when it is neither Genesys's nor an agent's."""
+        endpoint = caller.endpoint
+        if endpoint == GENESYS_ENDPOINT:
+            call = Call(caller.uniqueid, INBOUND, caller.exten, caller.caller_number, {caller.uniqueid}, watched)
+        elif endpoint is not None and self.is_agent(endpoint):
+            call = Call(caller.uniqueid, OUTBOUND, endpoint, caller.exten, {caller.uniqueid}, watched)
+        else:
+            return None
+        self.calls[call.key] = call
+        if count:
+            self.call_attempts[call.direction] += 1
+        return call
+
+    def _fail(self, call: Call, reason: str, count: bool) -> list[CallChange]:
+        call.outcome = reason
+        if count:
+            self.call_failures[(call.direction, reason)] += 1
+        return [call.change(CALL_FAILED, reason)]
+
+    def apply_call_event(self, event: CallEvent, *, count: bool = True) -> list[CallChange]:
+        """Apply Newchannel/DialBegin/DialEnd/Hangup; the calls that started, ended or failed.
+
+        ``count=False`` re-applies an event already applied (and counted) once, after a sync.
+        """
+        if isinstance(event, ChannelCreated):
+            if event.channel.originates and event.channel.uniqueid not in self.calls:
+                self._start_call(event.channel, watched=True, count=count)
+            return []
+        if isinstance(event, ChannelHungUp):
+            return self._hung_up(event, count)
+        return self._dialled(event, count)
+
+    def _dialled(self, event: DialBegun | DialEnded, count: bool) -> list[CallChange]:
+        call = self.calls.get(event.caller.uniqueid) or self._start_call(event.caller, watched=False, count=count)
+        if call is None:
+            return []
+        dest = event.dest
+        call.dialled = True
+        call.channels.add(dest.uniqueid)
+        if call.direction == INBOUND and dest.endpoint:
+            call.dn = dest.endpoint
+        if isinstance(event, DialBegun):
+            if call.outcome is None:
+                call.ringing.add(dest.uniqueid)
+            return []
+        call.ringing.discard(dest.uniqueid)
+        if call.outcome is not None:  # decided: another dialled channel's end, or a replay
+            return []
+        if event.status == DIAL_ANSWER:
+            call.outcome = ANSWERED
+            call.channels = {call.key, dest.uniqueid}
+            return [call.change(CALL_STARTED)]
+        if call.ringing:  # another dialled channel may still answer
+            return []
+        return self._fail(call, event.status.lower(), count)
+
+    def _hung_up(self, event: ChannelHungUp, count: bool) -> list[CallChange]:
+        uniqueid = event.channel.uniqueid
+        call = self.calls.get(uniqueid)
+        if call is None:  # a dialled channel: ends its call if answered, else its caller's Hangup decides
+            call = next((c for c in self.calls.values() if c.in_progress and uniqueid in c.channels), None)
+            if call is None:
+                return []
+        del self.calls[call.key]
+        if call.in_progress:
+            return [call.change(CALL_ENDED)]
+        if call.outcome is None and not call.dialled and call.watched:
+            reason = CAUSE_REASONS.get(event.cause, f"cause_{event.cause}")
+            return self._fail(call, reason, count)
+        return []
+
+    def calls_lost_sight(self) -> None:
+        """The AMI connection is gone: events will be missed, so no Hangup before Dial() can be trusted."""
+        for call in self.calls.values():
+            if not call.in_progress:
+                call.watched = False
+
+    def _bridged_call(self, caller: ChannelInfo, dest: ChannelInfo) -> Call | None:
+        if caller.endpoint == GENESYS_ENDPOINT and self.is_agent(dest.endpoint):
+            direction, dn, number = INBOUND, dest.endpoint or "", caller.caller_number
+        elif self.is_agent(caller.endpoint) and dest.endpoint == GENESYS_ENDPOINT:
+            direction, dn, number = OUTBOUND, caller.endpoint or "", caller.exten
+        else:
+            return None
+        channels = {caller.uniqueid, dest.uniqueid}
+        return Call(caller.uniqueid, direction, dn, number, channels, watched=False, dialled=True, outcome=ANSWERED)
+
+    def replace_calls(self, shown: Iterable[ShownChannel], buffered: Iterable[CallEvent] = ()) -> list[CallChange]:
+        """Take CoreShowChannels' view as the truth, then re-apply the events seen while it was asked.
+
+        In progress: every bridge of an agent's channel and Genesys's. Calls not answered yet are kept
+        while their channel exists. Returns the calls the sync revealed as started or ended (what the
+        events had not told); nothing is counted.
+        """
+        channels = list(shown)
+        before = {key: call for key, call in self.calls.items() if call.in_progress}
+        alive = {item.channel.uniqueid for item in channels}
+        calls = {key: call for key, call in self.calls.items() if not call.in_progress and key in alive}
+        for caller, dest in bridged_pairs(channels):
+            call = self._bridged_call(caller, dest)
+            if call is not None:
+                calls[call.key] = before.get(call.key, call)
+        self.calls = calls
+        for event in buffered:
+            self.apply_call_event(event, count=False)
+        after = {key: call for key, call in self.calls.items() if call.in_progress}
+        return [
+            *(before[key].change(CALL_ENDED) for key in sorted(set(before) - set(after), key=uniqueid_order)),
+            *(after[key].change(CALL_STARTED) for key in sorted(set(after) - set(before), key=uniqueid_order)),
+        ]
+
+    def calls_in_progress(self) -> list[Call]:
+        return [call for call in self.calls.values() if call.in_progress]
+
+    def calls_by_direction(self) -> dict[str, int]:
+        counts = Counter(call.direction for call in self.calls_in_progress())
+        return {direction: counts[direction] for direction in DIRECTIONS}
+
+    def calls_by_dn(self) -> dict[str, int]:
+        """Calls in progress per DN: every configured DN, and any other DN with a call."""
+        counts = Counter(call.dn for call in self.calls_in_progress())
+        return {dn: counts[dn] for dn in sorted(set(self.dns) | set(counts))}
+
     # ---------------------------------------------------------------- derived views
 
     def registered_asterisk(self) -> set[str]:
@@ -204,7 +404,7 @@ class MonitorState:
         }
 
     def snapshot(self, now: float) -> dict[str, Any]:
-        """The /state document: per-DN booleans and the three counts."""
+        """The /state document: per-DN booleans, the three counts, and the calls in progress."""
         return {
             "mode": self.mode,
             "time": now,
@@ -213,4 +413,9 @@ class MonitorState:
             "kamailio_reachable": self.kamailio_reachable,
             "counts": self.counts(now).as_dict(),
             "dns": self.per_dn(now),
+            "calls": {
+                "in_progress": len(self.calls_in_progress()),
+                "by_direction": self.calls_by_direction(),
+                "by_dn": self.calls_by_dn(),
+            },
         }
