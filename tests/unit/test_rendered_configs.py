@@ -275,3 +275,52 @@ def test_standin_defines_follow_behaviour_and_auth(behaviour: str, auth: bool) -
     assert ("WITH_AUTH" in defines) == auth
     assert (GENESYS_PASSWORD in text) == auth
     assert kamailio_listens(text) == {f"udp:{GENESYS}:5060", f"tcp:{GENESYS}:8081"}
+
+
+def test_ami_user_reads_call_events() -> None:
+    """The monitor counts calls from AMI call events, which Asterisk sends only with read=call."""
+    text = render_lab("asterisk", "manager.conf.j2", "kamailio")
+    read = next(line for line in text.splitlines() if line.startswith("read="))
+    assert "call" in read.removeprefix("read=").split(","), read
+
+
+@modes
+def test_agents_endpoints_are_webrtc_with_the_roles_dtls_certificate(mode: str) -> None:
+    endpoints = {s.name: s for s in sections_of_type(_pjsip(mode), "endpoint")}
+    for dn in LAB_DNS:
+        endpoint = endpoints[dn]
+        assert endpoint.get("webrtc") == "yes", dn
+        assert endpoint.get("dtls_cert_file") == "/etc/asterisk/keys/dtls.crt", dn
+        assert endpoint.get("dtls_private_key") == "/etc/asterisk/keys/dtls.key", dn
+        assert endpoint.get("context") == "from-webrtc", dn
+        assert endpoint.get("allow") == "ulaw,alaw", dn
+
+
+@modes
+def test_genesys_is_a_plain_rtp_trunk_identified_by_its_address(mode: str) -> None:
+    sections = asterisk_sections(_pjsip(mode))
+    genesys = next(s for s in sections if s.type == "endpoint" and s.name == "genesys")
+    assert genesys.get("context") == "from-genesys"
+    assert genesys.get("webrtc") is None and genesys.get("direct_media") == "no"
+    identify = next(s for s in sections if s.type == "identify")
+    assert identify.get("endpoint") == "genesys" and identify.get("match") == GENESYS
+    aor = next(s for s in sections if s.type == "aor" and s.name == "genesys")
+    assert aor.get("contact") == f"sip:{GENESYS}:5060"
+
+
+@modes
+def test_dialplan_sends_agents_to_genesys_only_inside_the_allow_list(mode: str) -> None:
+    text = render_lab("asterisk", "extensions.conf.j2", mode)
+    assert "DIAL_ALLOW=^[0-9]{2,15}$" in text
+    assert "Dial(PJSIP/${EXTEN}@genesys," in text
+    assert "Dial(PJSIP/${EXTEN},30)" in text  # Genesys -> agent, along the client's Path
+    assert "Hangup(21)" in text  # refused number: 403
+
+
+@modes
+def test_kamailio_relays_calls_only_to_allowed_numbers_and_tracks_live_connections(mode: str) -> None:
+    text = _proxy(mode)
+    assert '#!define DIAL_ALLOW_RE "^[0-9]{2,15}$"' in text
+    assert 'loadmodule "tcpops.so"' in text
+    assert "event_route[tcp:closed]" in text
+    assert "record_route();" in text

@@ -351,7 +351,7 @@ def test_calls_are_followed_and_resynced_from_core_show_channels_after_a_restart
 def test_a_call_only_core_show_channels_knows_of_warns_about_the_missing_read_call(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The asterisk role's manager.conf (read=system,reporting,security): no call event ever comes, the
+    """A manager.conf without "call" (read=system,reporting,security): no call event ever comes, the
     periodic resync still finds the answered call (fixtures/calls/04-role-sync-inbound-call.ami)."""
     caplog.set_level(logging.DEBUG)
     state = MonitorState("kamailio", ["1002", "1003"])

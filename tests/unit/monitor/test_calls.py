@@ -94,8 +94,8 @@ def test_every_call_fixture_parses(name: str) -> None:
             assert endpoint_of(channel.name) in ("genesys", AGENT)
 
 
-def test_the_roles_read_permissions_show_no_call_event() -> None:
-    """manager.conf of the asterisk role: read=system,reporting,security. Asterisk sends the call events
+def test_read_permissions_without_call_show_no_call_event() -> None:
+    """A manager.conf without "call" (read=system,reporting,security). Asterisk sends the call events
     (Newchannel, DialBegin/DialEnd, Hangup: class "call") only to users with read=call."""
     role_phases = [name for name in CALL_FIXTURES if ami_fixture(name).phase["read"] == CALLS_MANIFEST["read"]["role"]]
     assert [name.split("-", 1)[1] for name in role_phases] == [
