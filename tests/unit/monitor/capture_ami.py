@@ -97,32 +97,43 @@ def render_configs(etc: Path) -> None:
         raise SystemExit("a lab address is left in the capture configs")
 
 
+def run_capture(image: str, work: Path, script: str, *, mounts: list[str], out: Path, stale: list[str]) -> bool:
+    """Run /capture/<script> --inside /capture in a throwaway network-less container of `image`
+    (work/etc is /etc/asterisk, work/capture is /capture, plus `mounts`); copy what it wrote to
+    work/capture/out into `out`, replacing the files matching the `stale` patterns there.
+    False when the container failed (its output is printed)."""
+    capture = work / "capture"
+    extra = [arg for mount in mounts for arg in ("-v", mount)]
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--pull", "never",
+         "-v", f"{work / 'etc'}:/etc/asterisk", *extra, "-v", f"{capture}:/capture",
+         image, "python3", f"/capture/{script}", "--inside", "/capture"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        print(f"capture container failed ({result.returncode}); work dir kept: {work}", file=sys.stderr)
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for old in [path for pattern in stale for path in out.glob(pattern)]:
+        old.unlink()
+    for path in sorted((capture / "out").iterdir()):
+        shutil.copyfile(path, out / path.name)
+    print(f"fixtures written to {out}")
+    return True
+
+
 def host_main(out: Path, image: str, keep: bool) -> int:
     work = Path(tempfile.mkdtemp(prefix="monitor-capture-"))
     try:
         render_configs(work / "etc")
-        capture = work / "capture"
-        capture.mkdir()
-        shutil.copyfile(__file__, capture / "capture_ami.py")
-        result = subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "--pull", "never",
-             "-v", f"{work / 'etc'}:/etc/asterisk", "-v", f"{work / 'kamailio'}:/etc/webrtc/kamailio:ro",
-             "-v", f"{capture}:/capture",
-             image, "python3", "/capture/capture_ami.py", "--inside", "/capture"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
-        if result.returncode != 0:
-            print(f"capture container failed ({result.returncode}); work dir kept: {work}", file=sys.stderr)
+        (work / "capture").mkdir()
+        shutil.copyfile(__file__, work / "capture" / "capture_ami.py")
+        mounts = [f"{work / 'kamailio'}:/etc/webrtc/kamailio:ro"]
+        if not run_capture(image, work, "capture_ami.py", mounts=mounts, out=out, stale=["*.ami", "*.htable.json"]):
             keep = True
             return 1
-        out.mkdir(parents=True, exist_ok=True)
-        for old in [*out.glob("*.ami"), *out.glob("*.htable.json")]:
-            old.unlink()
-        for path in sorted((capture / "out").iterdir()):
-            shutil.copyfile(path, out / path.name)
-        print(f"fixtures written to {out}")
         return 0
     finally:
         if not keep:

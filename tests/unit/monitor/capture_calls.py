@@ -40,7 +40,6 @@ import re
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +61,7 @@ from capture_ami import (
     digest_authorization,
     login,
     render_configs,
+    run_capture,
     start_asterisk,
 )
 
@@ -93,10 +93,13 @@ def prepare_configs(etc: Path) -> None:
     with (etc / "pjsip.conf").open("a", encoding="utf-8") as pjsip:
         pjsip.write(OVERLAY)
     role = (etc / "manager.conf").read_text(encoding="utf-8")
-    shutil.copyfile(etc / "manager.conf", etc / "manager.conf.role")
-    granted, count = re.subn(r"^read=(.*)$", r"read=\1,call", role, flags=re.MULTILINE)
-    if count != 1:
+    read = re.findall(r"^read=(.*)$", role, flags=re.MULTILINE)
+    if len(read) != 1:
         raise SystemExit("manager.conf: expected exactly one read= line")
+    classes = [c for c in read[0].split(",") if c != "call"]
+    without = re.sub(r"^read=.*$", "read=" + ",".join(classes), role, flags=re.MULTILINE)
+    (etc / "manager.conf.role").write_text(without, encoding="utf-8")
+    granted = re.sub(r"^read=.*$", "read=" + ",".join([*classes, "call"]), role, flags=re.MULTILINE)
     (etc / "manager.conf.call").write_text(granted, encoding="utf-8")
 
 
@@ -109,24 +112,9 @@ def host_main(out: Path, image: str, keep: bool) -> int:
         here = Path(__file__).resolve().parent
         for script in (here / "capture_ami.py", here / "capture_calls.py", here.parents[1] / "lab" / "farend.py"):
             shutil.copyfile(script, capture / script.name)
-        result = subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "--pull", "never",
-             "-v", f"{work / 'etc'}:/etc/asterisk", "-v", f"{capture}:/capture",
-             image, "python3", "/capture/capture_calls.py", "--inside", "/capture"],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
-        if result.returncode != 0:
-            print(f"capture container failed ({result.returncode}); work dir kept: {work}", file=sys.stderr)
+        if not run_capture(image, work, "capture_calls.py", mounts=[], out=out, stale=["*.ami", "manifest.json"]):
             keep = True
             return 1
-        out.mkdir(parents=True, exist_ok=True)
-        for old in [*out.glob("*.ami"), *out.glob("manifest.json")]:
-            old.unlink()
-        for path in sorted((capture / "out").iterdir()):
-            shutil.copyfile(path, out / path.name)
-        print(f"fixtures written to {out}")
         return 0
     finally:
         if not keep:
