@@ -25,3 +25,12 @@ def test_bad_input_is_refused_before_any_change(row: dict[str, Any], playbook: s
     assert "changed: [" not in output, "something changed before the input was refused"
     assert row["expect"] in output, output[-2000:]
     assert after == before
+    for secret in secrets_of(row["vars"]):
+        assert secret not in output, f"the refused secret of row {row['id']} was printed"
+
+
+def secrets_of(variables: dict[str, Any]) -> list[str]:
+    """The secret values a row sets (they must never be printed, refused or not)."""
+    found = [str(v) for k, v in variables.items() if k.endswith(("_password", "_secret")) and v]
+    found += [str(d.get("password")) for d in variables.get("webrtc_dns") or [] if isinstance(d, dict)]
+    return [value for value in found if len(value) >= 6 and value != "None"]

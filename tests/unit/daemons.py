@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -161,6 +161,7 @@ class AsteriskResult:
     boot_log: str
     endpoints: str
     registrations: str
+    outputs: dict[str, str] = field(default_factory=dict)  # further CLI commands -> their output
 
 
 def asterisk_config_dir(rendered: dict[str, str], workdir: Path) -> Path:
@@ -188,7 +189,7 @@ def _running(name: str) -> bool:
     return state.stdout.strip() == "true"
 
 
-def asterisk_check(config_dir: Path, label: str) -> AsteriskResult:
+def asterisk_check(config_dir: Path, label: str, commands: tuple[str, ...] = ()) -> AsteriskResult:
     """Boot Asterisk on ``config_dir`` (as /etc/asterisk); its log up to fully booted, and PJSIP's view."""
     name = f"webrtc-unit-asterisk-{label}-{uuid.uuid4().hex[:10]}"
     try:
@@ -219,11 +220,13 @@ def asterisk_check(config_dir: Path, label: str) -> AsteriskResult:
         )
         endpoints = _asterisk_cli(name, "pjsip show endpoints") if booted else None
         registrations = _asterisk_cli(name, "pjsip show registrations") if booted else None
+        outputs = {command: _asterisk_cli(name, command).stdout for command in commands} if booted else {}
         return AsteriskResult(
             booted=booted,
             boot_log=boot_log,
             endpoints=endpoints.stdout if endpoints else "",
             registrations=registrations.stdout if registrations else "",
+            outputs=outputs,
         )
     finally:
         docker("rm", "--force", name, timeout=60)

@@ -25,7 +25,7 @@ from .daemons import (
     kamailio_check,
     nginx_test,
 )
-from .rendering import MODES, ROLES, lab_variables, render_lab
+from .rendering import MODES, ROLES, lab_variables, render, render_lab
 
 pytestmark = pytest.mark.daemon
 
@@ -83,11 +83,20 @@ class DaemonRuns:
     nginx: dict[str, Future[NginxResult]] = field(default_factory=dict)
     kamailio: dict[str, Future[KamailioResult]] = field(default_factory=dict)
     asterisk: dict[str, Future[AsteriskResult]] = field(default_factory=dict)
+    asterisk_dirs: dict[str, Path] = field(default_factory=dict)
 
 
-def _asterisk_rendered(mode: str) -> dict[str, str]:
+def _asterisk_rendered(mode: str, **overrides: Any) -> dict[str, str]:
     templates = sorted((ROLES / "asterisk" / "templates").glob("*.j2"))
-    return {path.name.removesuffix(".j2"): render_lab("asterisk", path.name, mode) for path in templates}
+    variables = lab_variables(mode, **overrides)
+    return {path.name.removesuffix(".j2"): render(path, variables) for path in templates}
+
+
+# Secrets with the characters Asterisk's config syntax gives a meaning (";" starts a comment,
+# "\;" is a literal ";"): the role writes them so that Asterisk reads them back as they are.
+ENCODED_PASSWORD = 'p"q;r\\;s#[x]=>y'
+ENCODED_DNS = [{"dn": "1002", "password": ENCODED_PASSWORD}, {"dn": "1003", "password": "lab-1003-secret"}]
+ENCODED_AMI_SECRET = "ami;secret;1"
 
 
 def _nginx(config: str, mode: str, workdir: Path) -> NginxResult:
@@ -112,11 +121,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRuns]:
         mode: asterisk_config_dir(_asterisk_rendered(mode), tmp_path_factory.mktemp(f"asterisk-{mode}"))
         for mode in MODES
     }
+    encoded_dir = asterisk_config_dir(
+        _asterisk_rendered("static", webrtc_dns=ENCODED_DNS, asterisk_ami_secret=ENCODED_AMI_SECRET),
+        tmp_path_factory.mktemp("asterisk-encoded"),
+    )
     result = DaemonRuns()
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="daemon-check") as pool:
         # The slowest first: Asterisk boots, Kamailio runs for a fixed while, nginx -t is quick.
         for mode, config_dir in asterisk_dirs.items():
             result.asterisk[mode] = pool.submit(asterisk_check, config_dir, mode)
+        result.asterisk_dirs["encoded"] = encoded_dir
+        result.asterisk["encoded"] = pool.submit(
+            asterisk_check, encoded_dir, "encoded", ("pjsip show auth 1002-auth", "manager show user monitor")
+        )
         for case_id, config in kamailio_configs.items():
             result.kamailio[case_id] = pool.submit(
                 kamailio_check, config, tmp_path_factory.mktemp(f"kamailio-{case_id}")
@@ -202,3 +219,17 @@ def test_asterisk_kamailio_mode_loads_no_registrations(runs: DaemonRuns) -> None
     result = runs.asterisk["kamailio"].result(timeout=RESULT_TIMEOUT)
     assert result.booted, _report("asterisk did not fully boot", result.boot_log)
     assert "No objects found." in result.registrations, _report("pjsip show registrations", result.registrations)
+
+
+def test_asterisk_reads_secrets_with_its_syntax_characters_back_as_they_are(runs: DaemonRuns) -> None:
+    result = runs.asterisk["encoded"].result(timeout=RESULT_TIMEOUT)
+    assert result.booted, _report("asterisk did not fully boot", result.boot_log)
+    assert error_lines(result.boot_log) == [], _report("asterisk boot log", result.boot_log)
+    auth = result.outputs["pjsip show auth 1002-auth"]
+    password = re.search(r"^\s*password\s*:\s*(.*?)\s*$", auth, re.MULTILINE)
+    assert password and password.group(1) == ENCODED_PASSWORD, _report("pjsip show auth 1002-auth", auth)
+    # Asterisk shows an AMI secret only as "<Set>": the user must have loaded, with one.
+    user = result.outputs["manager show user monitor"]
+    assert re.search(r"^\s*secret:\s*<Set>\s*$", user, re.MULTILINE), _report("manager show user monitor", user)
+    manager = (runs.asterisk_dirs["encoded"] / "manager.conf").read_text()
+    assert "secret=ami\\;secret\\;1\n" in manager, "the AMI secret's ';' must be written as '\\;'"
