@@ -110,8 +110,12 @@ class Browser:
         bundle: Path = BUNDLE,
         extra_args: Sequence[str] = (),
         slow_mo_ms: float | None = None,
+        share_with: Browser | None = None,
     ) -> None:
+        """share_with: another started Browser whose Playwright this one uses (Playwright's sync
+        API runs one instance per thread), for a second Chromium in the same test."""
         self.executable = executable
+        self._share_with = share_with
         self.bundle = bundle
         self.args = (*CHROMIUM_ARGS, *extra_args)
         self.slow_mo_ms = slow_mo_ms
@@ -141,13 +145,16 @@ class Browser:
         if reason is not None:
             raise RuntimeError(reason)
         self._bundle_text = self.bundle.read_text()
-        self._playwright = sync_playwright().start()
+        shared = self._share_with._playwright if self._share_with else None
+        playwright = shared or sync_playwright().start()
+        self._playwright = playwright
         try:
-            self._browser = self._playwright.chromium.launch(
+            self._browser = playwright.chromium.launch(
                 executable_path=self.executable, headless=True, args=list(self.args), slow_mo=self.slow_mo_ms
             )
         except BaseException:
-            self._playwright.stop()
+            if shared is None:
+                playwright.stop()
             self._playwright = None
             raise
 
@@ -163,7 +170,8 @@ class Browser:
             finally:
                 self._browser = None
         if self._playwright is not None:
-            self._playwright.stop()
+            if self._share_with is None:
+                self._playwright.stop()
             self._playwright = None
 
     @property
