@@ -3,12 +3,25 @@
 
     gateway-state --project /opt/gcti_apps/webrtc-genesys --rpc http://127.0.0.1:5071
 
-Prints {"mode", "services", "bound", "asterisk": {"contacts", "registrations"}, "kamailio": {"forwarded"}}:
+Prints {"mode", "services", "bound", "calls", "asterisk": {"contacts", "registrations"}, "kamailio": {"forwarded"}}:
   bound          {"static": [DN...], "forwarded": [DN...]}: DNs bound at Genesys by each path.
+  calls          DN -> number of Asterisk channels of that agent (ringing or up): the calls in progress.
   contacts       DN -> list of {"uri", "status"}: the clients registered at Asterisk.
   registrations  DN -> {"name", "status", "expires"}: Asterisk's static registrations at Genesys.
   forwarded      DN -> {"code", "expires", "time"}: Genesys's last answer to Kamailio's mirror.
 The switch playbooks read it to decide when a step is done and to print their summary.
+
+    gateway-state ... --drain-from kamailio|static --drain-wait 1800 [--drain-idle-only] [--force]
+
+Moves the clients still connected through the previous mode's path (after nginx's reload, the old
+nginx worker keeps their WebSockets open): each connection whose agent has no call in progress is
+closed now, and each one carrying a call is closed as soon as that call ends. The client
+reconnects at once, through the new path. A connection still carrying a call when --drain-wait
+runs out, or any with --force, is closed anyway and its calls are named as cut. --drain-idle-only
+closes the idle ones and returns. Prints {"closed": {DN: when}, "waited": {DN: seconds},
+"cut": [DN...], "remaining": [DN...]}. A connection through Kamailio is closed with Kamailio's
+ws.close; one straight to Asterisk (which has no such command) with the kernel's socket destroy
+(`ss -K`, needs CAP_NET_ADMIN: root) on nginx's upstream socket.
 """
 
 from __future__ import annotations
@@ -30,6 +43,15 @@ _REGISTRATION = re.compile(
     r"(?:\s+\(exp\.\s*(?P<expires>-?\d+)s\))?"
 )
 _SERVICES = ("nginx", "kamailio", "asterisk", "registration-monitor")
+# An agent's channel: PJSIP/<DN>-<sequence> (the Genesys trunk's channels are PJSIP/genesys-...).
+_AGENT_CHANNEL = re.compile(r"^PJSIP/(?P<dn>\d+)-[0-9a-f]+$")
+# ws.dump: "153: ws:127.0.0.1:43088 -> ws:127.0.0.54:8080 (state: OPEN, ...)".
+_WS_CONNECTION = re.compile(r"^(?P<id>\d+):")
+# pjsip list contacts: "Contact:  1002/sip:x@127.0.0.1:40144;transport=WS ..." (a WebSocket client's
+# contact rewritten to nginx's upstream address and port).
+_WS_CONTACT = re.compile(
+    r"^\s*Contact:\s+(?P<dn>\d+)/sip:[^@\s]+@(?P<host>[^:;\s]+):(?P<port>\d+);transport=WSS?\b", re.IGNORECASE
+)
 
 
 def compose(project: Path, *args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
@@ -95,8 +117,9 @@ def parse_htable_dump(result: Any) -> dict[str, dict[str, Any]]:
     return forwarded
 
 
-def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
-    body = json.dumps({"jsonrpc": "2.0", "method": "htable.dump", "params": ["fwdres"], "id": 1}).encode()
+def kamailio_rpc(rpc_url: str, method: str, *params: Any) -> Any:
+    """One Kamailio JSON-RPC call: its result, or None when Kamailio did not answer or refused."""
+    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
     if not rpc_url.startswith(("http://", "https://")):
         raise ValueError(f"not an HTTP URL: {rpc_url}")
     request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
@@ -105,7 +128,138 @@ def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
             reply = json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return None
-    return parse_htable_dump(reply.get("result"))
+    return reply.get("result") if isinstance(reply, dict) else None
+
+
+def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
+    result = kamailio_rpc(rpc_url, "htable.dump", "fwdres")
+    return None if result is None else parse_htable_dump(result)
+
+
+def parse_calls(text: str) -> dict[str, int]:
+    """`core show channels concise`: DN -> number of that agent's channels (a call ringing or up)."""
+    calls: dict[str, int] = {}
+    for line in text.splitlines():
+        match = _AGENT_CHANNEL.match(line.split("!", 1)[0].strip())
+        if match:
+            calls[match.group("dn")] = calls.get(match.group("dn"), 0) + 1
+    return calls
+
+
+def calls_in_progress(project: Path) -> dict[str, int]:
+    return parse_calls(asterisk_cli(project, "core show channels concise"))
+
+
+def parse_ws_dump(result: Any) -> set[int]:
+    """Kamailio's ws.dump: the ids of the open WebSocket connections."""
+    ids: set[int] = set()
+    for line in (result or {}).get("connections", []) if isinstance(result, dict) else []:
+        match = _WS_CONNECTION.match(str(line).strip())
+        if match:
+            ids.add(int(match.group("id")))
+    return ids
+
+
+def parse_wsdn(result: Any) -> dict[int, set[str]]:
+    """Kamailio's wsdn table ("<DN>@<connection id>"): connection id -> DNs registered on it."""
+    dns: dict[int, set[str]] = {}
+    for bucket in result or []:
+        for item in bucket.get("slot", []):
+            dn, _, conid = str(item.get("name", "")).partition("@")
+            if dn.isdigit() and conid.isdigit():
+                dns.setdefault(int(conid), set()).add(dn)
+    return dns
+
+
+def parse_ws_contacts(text: str) -> dict[tuple[str, int], set[str]]:
+    """`pjsip list contacts`: (nginx's upstream address, port) -> DNs of the WebSocket clients on it."""
+    contacts: dict[tuple[str, int], set[str]] = {}
+    for line in text.splitlines():
+        match = _WS_CONTACT.match(line)
+        if match:
+            contacts.setdefault((match.group("host"), int(match.group("port"))), set()).add(match.group("dn"))
+    return contacts
+
+
+def parse_ss(text: str) -> set[tuple[str, int]]:
+    """`ss -Htn`: the local (address, port) of each socket listed."""
+    sockets: set[tuple[str, int]] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            address, _, port = fields[2].rpartition(":")
+            if port.isdigit():
+                sockets.add((address.strip("[]"), int(port)))
+    return sockets
+
+
+class OldPath:
+    """The WebSocket connections still reaching the previous mode's SIP server, by DN."""
+
+    def __init__(self, project: Path, rpc_url: str, old_mode: str, asterisk_ws: str) -> None:
+        self.project, self.rpc_url, self.old_mode = project, rpc_url, old_mode
+        self.asterisk_ws = asterisk_ws
+
+    def connections(self) -> dict[Any, set[str]]:
+        """Each open connection of the old path -> the DNs registered on it (empty: none)."""
+        if self.old_mode == "kamailio":
+            live = parse_ws_dump(kamailio_rpc(self.rpc_url, "ws.dump"))
+            by_conid = parse_wsdn(kamailio_rpc(self.rpc_url, "htable.dump", "wsdn"))
+            return {conid: by_conid.get(conid, set()) for conid in live}
+        sockets = subprocess.run(
+            ["ss", "-Htn", "state", "established", "dst", self.asterisk_ws],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        by_socket = parse_ws_contacts(asterisk_cli(self.project, "pjsip list contacts"))
+        return {sock: by_socket.get(sock, set()) for sock in parse_ss(sockets.stdout)}
+
+    def close(self, connection: Any) -> None:
+        if self.old_mode == "kamailio":
+            kamailio_rpc(self.rpc_url, "ws.close", connection)
+            return
+        address, port = connection
+        result = subprocess.run(
+            ["ss", "-K", "-Htn", "state", "established", "src", f"{address}:{port}", "dst", self.asterisk_ws],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ss -K could not close {address}:{port} (needs CAP_NET_ADMIN): {result.stderr.strip()}")
+
+
+def drain(path: OldPath, wait: float, idle_only: bool, force: bool, interval: float = 0.5) -> dict[str, Any]:
+    """Close the old path's connections: idle ones now, each one carrying a call when it ends."""
+    started = time.monotonic()
+    closed: dict[str, float] = {}  # DN -> seconds into the drain when its connection was closed
+    held: set[str] = set()  # DNs whose connection was kept open for a call
+    cut: set[str] = set()
+    while True:
+        elapsed = round(time.monotonic() - started, 1)
+        out_of_time = force or elapsed >= wait
+        busy = set(calls_in_progress(path.project))
+        remaining: set[str] = set()
+        for connection, dns in path.connections().items():
+            if dns & busy and not out_of_time:
+                remaining |= dns & busy
+                continue
+            path.close(connection)
+            cut |= dns & busy
+            closed.update(dict.fromkeys(dns, elapsed))
+        held |= remaining
+        if not remaining or idle_only or out_of_time:
+            return {
+                "closed": closed,
+                "waited": {dn: closed[dn] for dn in sorted(held) if dn in closed and dn not in cut},
+                "cut": sorted(cut),
+                "remaining": sorted(remaining),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        time.sleep(interval)
 
 
 def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
@@ -116,6 +270,7 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         asterisk["contacts"] = parse_contacts(asterisk_cli(project, "pjsip show contacts"))
         asterisk["registrations"] = parse_registrations(asterisk_cli(project, "pjsip show registrations"), prefix)
     forwarded = kamailio_forwarded(rpc_url) if services["kamailio"] else None
+    calls = calls_in_progress(project) if services["asterisk"] else {}
     now = time.time()
     bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
     bound_forwarded = sorted(
@@ -125,6 +280,7 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
     )
     return {
         "bound": {"static": bound_static, "forwarded": bound_forwarded},
+        "calls": calls,
         "mode": mode_file.read_text().strip() if mode_file.exists() else None,
         "services": services,
         "asterisk": asterisk,
@@ -137,8 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--rpc", required=True, help="Kamailio JSON-RPC URL")
     parser.add_argument("--registration-prefix", default="genesys-reg-")
+    parser.add_argument("--drain-from", choices=("kamailio", "static"), help="move the clients off this mode's path")
+    parser.add_argument("--drain-wait", type=float, default=1800, help="longest wait for a call to end (seconds)")
+    parser.add_argument("--drain-idle-only", action="store_true", help="close the idle connections only")
+    parser.add_argument("--force", action="store_true", help="close every connection now, calls included")
+    parser.add_argument("--asterisk-ws", default="127.0.0.1:8088", help="Asterisk's WebSocket address:port")
     args = parser.parse_args(argv)
-    json.dump(state(args.project, args.rpc, args.registration_prefix), sys.stdout, sort_keys=True)
+    if args.drain_from:
+        path = OldPath(args.project, args.rpc, args.drain_from, args.asterisk_ws)
+        result = drain(path, args.drain_wait, args.drain_idle_only, args.force)
+    else:
+        result = state(args.project, args.rpc, args.registration_prefix)
+    json.dump(result, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 
