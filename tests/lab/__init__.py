@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -262,21 +263,72 @@ def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(m in line for m in markers)]
 
 
-def run_playbook(
-    playbook: str, extra_vars: dict[str, Any] | None = None, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """Run one of the collection's playbooks against the lab inventory."""
+def _playbook_command(playbook: str, extra_file: str | None, *args: str) -> tuple[list[str], dict[str, str]]:
     cmd = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(ROOT / "inventories/lab/hosts.yml"), *args]
+    if extra_file:
+        cmd += ["-e", f"@{extra_file}"]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    return [*cmd, str(ROOT / "playbooks" / playbook)], env
+
+
+@contextmanager
+def _extra_vars_file(extra_vars: dict[str, Any] | None) -> Iterator[str | None]:
     # Extra vars go in a file (0600: they may hold passwords): 3000 DNs on the command line
     # exceed the kernel's argument size limit.
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="extra-vars-") as extra:
         if extra_vars:
             json.dump(extra_vars, extra)
             extra.flush()
-            cmd += ["-e", f"@{extra.name}"]
-        cmd.append(str(ROOT / "playbooks" / playbook))
+        yield extra.name if extra_vars else None
+
+
+def run_playbook(
+    playbook: str, extra_vars: dict[str, Any] | None = None, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the collection's playbooks against the lab inventory."""
+    with _extra_vars_file(extra_vars) as extra:
+        cmd, env = _playbook_command(playbook, extra, *args)
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, check=False)
+
+
+@dataclass
+class RunningPlaybook:
+    """A playbook started in the background; output() is what it printed so far."""
+
+    proc: subprocess.Popen[str]
+    log: Any
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return str(self.log.read())
+
+
+@contextmanager
+def playbook_running(playbook: str, extra_vars: dict[str, Any] | None = None) -> Iterator[RunningPlaybook]:
+    """A playbook running in the background while the test acts (stopped if the test fails first)."""
+    with _extra_vars_file(extra_vars) as extra, tempfile.TemporaryFile("w+") as log:
+        cmd, env = _playbook_command(playbook, extra)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+        try:
+            yield RunningPlaybook(proc, log)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def healthz() -> str:
+    """nginx's /healthz answer: "ok <mode>" of the nginx.conf it runs (the /ws target)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
+    url = f"https://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/healthz"
+    with urllib.request.urlopen(url, context=context, timeout=3) as response:
+        return str(response.read().decode().strip())
 
 
 def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:

@@ -11,17 +11,17 @@ Prints {"mode", "services", "bound", "calls", "asterisk": {"contacts", "registra
   forwarded      DN -> {"code", "expires", "time"}: Genesys's last answer to Kamailio's mirror.
 The switch playbooks read it to decide when a step is done and to print their summary.
 
-    gateway-state ... --drain-from kamailio|static --drain-wait 1800 [--drain-idle-only] [--force]
+    gateway-state ... --drain-from kamailio|static --drain-wait 1800 [--force]
 
 Moves the clients still connected through the previous mode's path (after nginx's reload, the old
 nginx worker keeps their WebSockets open): each connection whose agent has no call in progress is
 closed now, and each one carrying a call is closed as soon as that call ends. The client
 reconnects at once, through the new path. A connection still carrying a call when --drain-wait
-runs out, or any with --force, is closed anyway and its calls are named as cut. --drain-idle-only
-closes the idle ones and returns. Prints {"closed": {DN: when}, "waited": {DN: seconds},
-"cut": [DN...], "remaining": [DN...]}. A connection through Kamailio is closed with Kamailio's
-ws.close; one straight to Asterisk (which has no such command) with the kernel's socket destroy
-(`ss -K`, needs CAP_NET_ADMIN: root) on nginx's upstream socket.
+runs out, or any with --force, is closed anyway and its calls are named as cut.
+Prints {"closed": {DN: when}, "waited": {DN: seconds}, "cut": [DN...], "remaining": [DN...]}.
+A connection through Kamailio is closed with Kamailio's ws.close; one straight to Asterisk
+(which has no such command) with the kernel's socket destroy (`ss -K`, needs CAP_NET_ADMIN:
+root) on nginx's upstream socket.
 """
 
 from __future__ import annotations
@@ -216,6 +216,10 @@ class OldPath:
         by_socket = parse_ws_contacts(asterisk_cli(self.project, "pjsip list contacts"))
         return {sock: by_socket.get(sock, set()) for sock in parse_ss(sockets.stdout)}
 
+    def busy(self) -> set[str]:
+        """The DNs with a call in progress (ringing or up)."""
+        return set(calls_in_progress(self.project))
+
     def close(self, connection: Any) -> None:
         if self.old_mode == "kamailio":
             kamailio_rpc(self.rpc_url, "ws.close", connection)
@@ -232,7 +236,7 @@ class OldPath:
             raise RuntimeError(f"ss -K could not close {address}:{port} (needs CAP_NET_ADMIN): {result.stderr.strip()}")
 
 
-def drain(path: OldPath, wait: float, idle_only: bool, force: bool, interval: float = 0.5) -> dict[str, Any]:
+def drain(path: OldPath, wait: float, force: bool, interval: float = 0.5) -> dict[str, Any]:
     """Close the old path's connections: idle ones now, each one carrying a call when it ends."""
     started = time.monotonic()
     closed: dict[str, float] = {}  # DN -> seconds into the drain when its connection was closed
@@ -241,7 +245,7 @@ def drain(path: OldPath, wait: float, idle_only: bool, force: bool, interval: fl
     while True:
         elapsed = round(time.monotonic() - started, 1)
         out_of_time = force or elapsed >= wait
-        busy = set(calls_in_progress(path.project))
+        busy = path.busy()
         remaining: set[str] = set()
         for connection, dns in path.connections().items():
             if dns & busy and not out_of_time:
@@ -251,7 +255,7 @@ def drain(path: OldPath, wait: float, idle_only: bool, force: bool, interval: fl
             cut |= dns & busy
             closed.update(dict.fromkeys(dns, elapsed))
         held |= remaining
-        if not remaining or idle_only or out_of_time:
+        if not remaining or out_of_time:
             return {
                 "closed": closed,
                 "waited": {dn: closed[dn] for dn in sorted(held) if dn in closed and dn not in cut},
@@ -295,13 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registration-prefix", default="genesys-reg-")
     parser.add_argument("--drain-from", choices=("kamailio", "static"), help="move the clients off this mode's path")
     parser.add_argument("--drain-wait", type=float, default=1800, help="longest wait for a call to end (seconds)")
-    parser.add_argument("--drain-idle-only", action="store_true", help="close the idle connections only")
     parser.add_argument("--force", action="store_true", help="close every connection now, calls included")
     parser.add_argument("--asterisk-ws", default="127.0.0.1:8088", help="Asterisk's WebSocket address:port")
     args = parser.parse_args(argv)
     if args.drain_from:
         path = OldPath(args.project, args.rpc, args.drain_from, args.asterisk_ws)
-        result = drain(path, args.drain_wait, args.drain_idle_only, args.force)
+        result = drain(path, args.drain_wait, args.force)
     else:
         result = state(args.project, args.rpc, args.registration_prefix)
     json.dump(result, sys.stdout, sort_keys=True)

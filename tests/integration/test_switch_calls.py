@@ -1,0 +1,178 @@
+"""A switch never cuts a call (issue 16), with real browsers on real calls.
+
+Two agents are on calls when a switch starts: 1002 took a call from Genesys, 1003 called out
+through Genesys (the lab stand-in and its far end, as in test_calls.py). While the playbook
+runs, the test checks what an agent would notice:
+  - nginx's /ws target changes, yet both calls keep their audio both ways (packet counts at the
+    browser and at the far end keep rising) and neither WebSocket closes;
+  - Genesys hangs up 1002's call: the BYE reaches the browser, and 1002's client moves to the
+    new path at once (it registers again there while the switch still waits for 1003);
+  - a new call placed to 1002 while the switch runs is answered, with audio;
+  - hold and resume on 1003's call, still on the previous path, work;
+  - 1003 hangs up: the BYE reaches Genesys, the switch then finishes, having cut no call and named
+    the calls it waited for; 1003's client is on the new path.
+The stand-in's bindings of both DNs are sampled every 100 ms all along: neither DN is ever
+seen unbound (resolution: the 100 ms interval; an unanswered sample counts as unbound).
+Both directions; each against the registrar behaviour named in its parameter.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    GENESYS,
+    LAB_VARS,
+    asterisk_cli,
+    ensure_mode,
+    healthz,
+    kamailio_rpc,
+    playbook_running,
+    wait_for,
+)
+from lab.browser import Browser, Phone, unavailable_reason
+from lab.farend import FarEnd, FarEndCall
+from lab.gap import Sampler
+
+INBOUND, OUTBOUND = "1002", "1003"
+FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
+STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
+NUMBER = "5551000"
+MIN_ENERGY = 100.0  # the fake microphone's tone reads ~700 at the far end; silence reads 0
+PLAYBOOK = {"static": "rollback.yml", "kamailio": "revert.yml"}
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with Browser() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def far_end() -> Iterator[FarEnd]:
+    with FarEnd(bind=GENESYS, sip_port=FAR_END_PORT) as peer:
+        yield peer
+
+
+def rising(probe: Callable[[], int], seconds: float = 1.0) -> bool:
+    first = probe()
+    time.sleep(seconds)
+    return probe() > first
+
+
+def assert_audio_flows(phone: Phone, call: FarEndCall, when: str) -> None:
+    assert rising(lambda: phone.stats()["packetsReceived"]), f"{phone}: no audio reaches the agent {when}"
+    assert rising(lambda: call.rtp_received), f"{phone}: no audio from the agent reaches Genesys {when}"
+    assert call.audio_energy() > MIN_ENERGY, f"Genesys receives silence from {phone} {when}"
+
+
+def on_path(dn: str, mode: str) -> bool:
+    """The DN's client is registered through `mode`'s path right now."""
+    if mode == "static":  # straight to Asterisk: its contact is nginx's upstream socket, transport WS
+        contact = re.compile(rf"^\s*Contact:\s+{dn}/sip:\S+;transport=WS\b", re.MULTILINE | re.IGNORECASE)
+        return contact.search(asterisk_cli("pjsip list contacts")) is not None
+    live = {line.split(":", 1)[0] for line in (kamailio_rpc("ws.dump") or {}).get("connections", [])}
+    names = [item["name"] for bucket in kamailio_rpc("htable.dump", "wsdn") or [] for item in bucket.get("slot", [])]
+    return any(name.split("@")[0] == dn and name.split("@")[1] in live for name in names)
+
+
+def disconnects(phone: Phone, since: int) -> list[dict[str, object]]:
+    return [event for event in phone.events(since) if event["type"] == "disconnected"]
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "registrar"),
+    [("kamailio", "static", "multiple"), ("static", "kamailio", "multiple")],
+    ids=["rollback", "revert"],
+)
+def test_calls_in_progress_survive_the_switch(
+    start: str, target: str, registrar: str, browser: Browser, far_end: FarEnd
+) -> None:
+    ensure_mode(start)
+    assert registrar == LAB_VARS["webrtc_genesys_registrar"]
+    far_end.serve(answer_after=0.2, behaviour="answer")
+    far_end.drain_incoming()
+    inbound = browser.new_phone(INBOUND, DN_PASSWORDS[INBOUND])
+    outbound = browser.new_phone(OUTBOUND, DN_PASSWORDS[OUTBOUND])
+    sampler = Sampler([INBOUND, OUTBOUND])
+    try:
+        inbound.wait_registered(15)
+        outbound.wait_registered(15)
+        mark_in = inbound.mark()
+        call_in = far_end.invite(f"sip:{INBOUND}@{GENESYS}", proxy=STANDIN, from_user=NUMBER)
+        assert call_in.wait_answered(15), f"inbound call not answered: {call_in.final_status}"
+        inbound.wait_event("confirmed", 10, since=mark_in)
+        mark_out = outbound.call("5551300")
+        call_out = far_end.wait_incoming(15)
+        outbound.wait_event("confirmed", 15, since=mark_out, fail_on=("failed",))
+        inbound.wait_media(min_packets=30, timeout=15)
+        outbound.wait_media(min_packets=30, timeout=15)
+
+        sampler.start()
+        with playbook_running(PLAYBOOK[target]) as switch:
+            wait_for(f"nginx's /ws pointing at {target}", lambda: healthz() == f"ok {target}" or None, timeout=240)
+            time.sleep(2)  # past the drain of the idle connections
+            assert switch.proc.poll() is None, f"the switch ended with calls still up:\n{switch.output()[-3000:]}"
+            for dn, phone, call, mark in (
+                (INBOUND, inbound, call_in, mark_in),
+                (OUTBOUND, outbound, call_out, mark_out),
+            ):
+                assert not disconnects(phone, mark), f"{phone}: its WebSocket closed during its call"
+                assert_audio_flows(phone, call, "after nginx's reload")
+                assert on_path(dn, start), f"{phone} left the {start} path while on a call"
+
+            # Genesys hangs up: the BYE reaches the browser, whose client then moves at once.
+            moved = inbound.mark()
+            assert call_in.bye() == 200
+            inbound.wait_event("ended", 10, since=mark_in, match={"originator": "remote"})
+            inbound.wait_event("registered", 15, since=moved, fail_on=("registrationFailed",))
+            wait_for(f"{INBOUND} registered through the {target} path", lambda: on_path(INBOUND, target) or None, 10)
+
+            # A new call placed while the switch still runs is answered, with audio.
+            mark_new = inbound.mark()
+            call_new = far_end.invite(f"sip:{INBOUND}@{GENESYS}", proxy=STANDIN, from_user=NUMBER)
+            assert call_new.wait_answered(15), f"a call placed during the switch failed: {call_new.final_status}"
+            inbound.wait_event("confirmed", 10, since=mark_new)
+            inbound.wait_media(min_packets=20, timeout=15)
+            assert_audio_flows(inbound, call_new, "on a call placed during the switch")
+            assert call_new.bye() == 200
+
+            # Hold and resume on the call still on the previous path.
+            assert switch.proc.poll() is None, "the switch did not wait for the call still up"
+            outbound.hold()
+            wait_for("Genesys told of the hold", lambda: call_out.remote_hold or None, 5)
+            outbound.unhold()
+            wait_for("Genesys told of the resume", lambda: (not call_out.remote_hold) or None, 5)
+            assert_audio_flows(outbound, call_out, "after hold and resume during the switch")
+
+            # The agent hangs up: the BYE reaches Genesys, and the switch can finish.
+            moved_out = outbound.mark()
+            assert outbound.hangup()
+            assert call_out.wait_ended(10), "the agent's BYE never reached Genesys"
+            rc = switch.wait(timeout=300)
+            output = switch.output()
+        outbound.wait_event("registered", 15, since=moved_out, fail_on=("registrationFailed",))
+        wait_for(f"{OUTBOUND} registered through the {target} path", lambda: on_path(OUTBOUND, target) or None, 10)
+    finally:
+        sampler.stop()
+        inbound.close()
+        outbound.close()
+
+    assert rc == 0, output[-4000:]
+    summary = re.findall(r'"msg": "(lab-gateway: mode .*)"', output)
+    assert summary, output[-3000:]
+    assert "agents on a call 2 -> 0" in summary[-1] and "calls cut none" in summary[-1], summary[-1]
+    assert re.search(rf"waited for the calls of\s+DN {INBOUND} [\d.]+ s, DN {OUTBOUND} [\d.]+ s", summary[-1]), summary[
+        -1
+    ]
+    assert sampler.missed == 0, f"{sampler.missed} samples unanswered by the stand-in"
+    gaps = sampler.gaps_ms()
+    assert all(gap == 0 for gap in gaps.values()), (
+        f"DNs unbound during the switch (ms, resolution 100 ms): {gaps}; {sampler.transitions(sampler.samples[0][0])}"
+    )
