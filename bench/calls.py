@@ -13,19 +13,29 @@ capacity  Concurrent calls with two-way audio (in the mode measured last): a lad
           far end receives the tone). The ladder stops at the first level that fails; the CPU
           use of the whole machine during the level (/proc/stat, sampled over 2 s) says what
           limits it.
+switch    Calls dropped by a switch (issue: a switch never cuts a call): N browser agents
+          (bench DNs, one page each) are each on a call to the far end when a rollback starts;
+          once nginx points at the new path, the agents hang up one after another (every 2 s).
+          A call is dropped when it ended before its agent hung up (a BYE or a failure the agent
+          did not send) or its audio stopped. Baseline in the same run: the seed's procedure
+          (tests/lab/seed.py: restart nginx and Asterisk) with the same N calls up. Also the
+          switch's duration with the calls in progress (it waits for the last call to end).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from lab import DN_PASSWORDS, GENESYS, LAB_VARS
+from lab import DN_PASSWORDS, GENESYS, LAB_VARS, healthz
 from lab.browser import Browser, Phone
 from lab.farend import FarEnd, FarEndCall
+from lab.seed import capture, seed_revert
 
-from bench.common import Config, Lab, log, percentile, ratio
+from bench.common import Config, Lab, bench_users, log, percentile, ratio, wait_until
 
 AGENT = "1002"
 FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
@@ -132,6 +142,92 @@ def _capacity_level(
             phone.close()
 
 
+def _calls_up(browser: Browser, far_end: FarEnd, users: dict[str, str]) -> list[tuple[Phone, FarEndCall, int]]:
+    """One page per DN, each on an outbound call with audio both ways."""
+    far_end.drain_incoming()
+    phones = [browser.new_phone(dn, password) for dn, password in users.items()]
+    for phone in phones:
+        phone.wait_registered(20)
+    marks = [phone.call(f"5554{index:03d}") for index, phone in enumerate(phones)]
+    incoming = {call.to_user: call for call in (far_end.wait_incoming(30) for _ in phones)}
+    for phone, mark in zip(phones, marks, strict=True):
+        phone.wait_event("confirmed", 30, since=mark, fail_on=("failed",))
+    return [(phone, incoming[f"5554{i:03d}"], marks[i]) for i, phone in enumerate(phones)]
+
+
+def _dropped(phone: Phone, call: FarEndCall, mark: int) -> bool:
+    """The call ended without its agent hanging up, or its audio stopped."""
+    ended = [e for e in phone.events(mark) if e["type"] in ("ended", "failed")]
+    return bool(ended) or call.ended or not audio_ok(phone, call)
+
+
+def _through_switch(
+    browser: Browser,
+    far_end: FarEnd,
+    users: dict[str, str],
+    switch: Callable[[], Any],
+    target: str,
+    *,
+    waits_for_calls: bool,
+) -> dict[str, Any]:
+    """N calls up, `switch` runs in a thread; each agent hangs up in turn once nginx moved (a
+    procedure that does not wait for calls is let finish first, so that it is judged by its end)."""
+    calls = _calls_up(browser, far_end, users)
+    dropped: list[str] = []
+    outcome: dict[str, Any] = {}
+
+    def run_switch() -> None:
+        started = time.monotonic()
+        outcome["result"] = switch()
+        outcome["seconds"] = round(time.monotonic() - started, 2)
+
+    thread = threading.Thread(target=run_switch, daemon=True)
+    try:
+        thread.start()
+        wait_until(f"nginx pointing at {target}", lambda: _healthz_is(target), timeout=300)
+        if not waits_for_calls:
+            thread.join(timeout=600)
+        time.sleep(2)
+        for dn, (phone, call, mark) in zip(users, calls, strict=True):
+            if _dropped(phone, call, mark):
+                dropped.append(dn)
+            else:
+                phone.hangup()
+                call.wait_ended(10)
+            time.sleep(2)
+        thread.join(timeout=600)
+    finally:
+        for phone, _, _ in calls:
+            phone.close()
+    return {"calls": len(calls), "dropped": len(dropped), "dropped_dns": dropped, "seconds": outcome.get("seconds")}
+
+
+def _healthz_is(mode: str) -> bool | None:
+    try:
+        return healthz() == f"ok {mode}" or None
+    except OSError:
+        return None
+
+
+def switch_with_calls(lab: Lab, browser: Browser, far_end: FarEnd, count: int, files: Any) -> dict[str, Any]:
+    """Our rollback, then the seed's revert, each with `count` calls up (see the module doc)."""
+    users = bench_users(count)
+    lab.ensure("static", users)
+    capture(files / "static")
+    lab.ensure("kamailio", users)
+    capture(files / "kamailio")
+    log(f"calls: rollback.yml with {count} calls up")
+    ours = _through_switch(
+        browser, far_end, users, lambda: lab.playbook("rollback.yml", users), "static", waits_for_calls=True
+    )
+    log(f"calls: the seed's revert with {count} calls up")
+    seed = _through_switch(
+        browser, far_end, users, lambda: seed_revert(files / "kamailio"), "kamailio", waits_for_calls=False
+    )
+    lab.state = None  # the seed's procedure left the lab as a playbook would not: provision again
+    return {"ours_rollback": ours, "seed_revert": seed}
+
+
 def run(cfg: Config, lab: Lab) -> dict[str, Any]:
     count = 3 if cfg.mode == "smoke" else 50
     ladder = [2] if cfg.mode == "smoke" else [10, 20, 30, 40, 60]
@@ -152,10 +248,16 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
             if figures["with_audio"] < level:
                 break
         result["capacity"]["mode"] = modes[-1]
+        result["switch"] = switch_with_calls(
+            lab, browser, far_end, 2 if cfg.mode == "smoke" else 6, cfg.raw / "seed-calls"
+        )
     passed = [lv["calls"] for lv in result["capacity"]["levels"] if lv["with_audio"] == lv["calls"]]
     result["max_concurrent_calls_with_audio"] = max(passed, default=0)
     result["capacity"]["capped_by_ladder"] = bool(passed) and max(passed) == ladder[-1]
     kamailio, static = result["setup"]["kamailio"], result["setup"]["static"]
     result["setup_p95_ratio_kamailio_vs_static"] = ratio(kamailio["p95_ms"], static["p95_ms"])
     result["target_p95_ratio"] = TARGET_P95_RATIO
+    result["calls_dropped_by_switch"] = result["switch"]["ours_rollback"]["dropped"]
+    result["calls_dropped_by_seed_switch"] = result["switch"]["seed_revert"]["dropped"]
+    result["switch_with_calls_s"] = result["switch"]["ours_rollback"]["seconds"]
     return result

@@ -33,6 +33,7 @@ TARGETS = {
     "gap": "gap 0 ms with our playbooks",
     "revert": "revert.yml <= 1.5x the seed's procedure",
     "calls": "call set-up p95, kamailio mode <= 1.1x static mode",
+    "switch_calls": "no call dropped by a switch",
 }
 
 
@@ -117,6 +118,10 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         "call_setup_p95_ratio_kamailio_vs_static": calls.get("setup_p95_ratio_kamailio_vs_static"),
         "max_concurrent_calls_with_audio": calls.get("max_concurrent_calls_with_audio"),
         "concurrent_calls_capped_by_ladder": (calls.get("capacity") or {}).get("capped_by_ladder"),
+        "switch_calls_up": ((calls.get("switch") or {}).get("ours_rollback") or {}).get("calls"),
+        "calls_dropped_by_switch": calls.get("calls_dropped_by_switch"),
+        "calls_dropped_by_seed_switch": calls.get("calls_dropped_by_seed_switch"),
+        "switch_with_calls_s": calls.get("switch_with_calls_s"),
         # 5. static scale
         "static_scale": {
             str(s["bench_dns"]): {
@@ -139,6 +144,9 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         TARGETS["calls"]: None
         if summary["call_setup_p95_ratio_kamailio_vs_static"] is None
         else summary["call_setup_p95_ratio_kamailio_vs_static"] <= 1.1,
+        TARGETS["switch_calls"]: None
+        if summary["calls_dropped_by_switch"] is None
+        else summary["calls_dropped_by_switch"] == 0,
     }
     return summary
 
@@ -225,6 +233,11 @@ def markdown(summary: dict[str, Any]) -> str:
             "Most concurrent calls with two-way audio (ladder capped it)",
             f"{fmt(s['max_concurrent_calls_with_audio'])} ({fmt(s['concurrent_calls_capped_by_ladder'])})",
         ),
+        (
+            f"Calls dropped by a rollback with {fmt(s['switch_calls_up'])} calls up, ours (seed)",
+            f"{fmt(s['calls_dropped_by_switch'])} ({fmt(s['calls_dropped_by_seed_switch'])})",
+        ),
+        ("Rollback with those calls up (it waits for the last to end)", fmt(s["switch_with_calls_s"], " s")),
     ]
     for size, figures in s["static_scale"].items():
         if figures.get("skipped"):

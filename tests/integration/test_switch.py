@@ -17,6 +17,7 @@ import pytest
 from lab import (
     DN_PASSWORDS,
     GATEWAY,
+    LAB_VARS,
     PROJECT,
     ROOT,
     STANDIN_PROJECT,
@@ -217,6 +218,12 @@ def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None
     bindings = genesys_bindings()
     assert all(any(is_static_contact(b["contact"]) for b in bindings.get(dn, [])) for dn in DNS), bindings
     assert "Registered" in asterisk_cli("pjsip show registrations")
+    # Backups only under <project>/backup/ (none beside the live configs), newest kept.
+    stray = [path for folder in ("nginx", "kamailio", "asterisk/etc") for path in (PROJECT / folder).glob("*~")]
+    assert not stray, f"backups beside the live configs: {stray[:5]}"
+    backups = sorted((PROJECT / "backup").glob("*Z-to-*"))
+    assert 0 < len(backups) <= int(LAB_VARS.get("mode_switch_backup_keep", 20)), backups
+    assert (backups[-1] / "asterisk__etc__pjsip.conf").is_file(), sorted(backups[-1].iterdir())
 
 
 @pytest.mark.parametrize("target", ["revert.yml", "rollback.yml"])
