@@ -226,6 +226,30 @@ def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None
     assert (backups[-1] / "asterisk__etc__pjsip.conf").is_file(), sorted(backups[-1].iterdir())
 
 
+def test_asterisk_restarts_in_static_mode_leave_no_old_contact_at_genesys() -> None:
+    """A stop un-REGISTERs Asterisk's static registrations (the compose stop hook) before the
+    next start registers new ;line= contacts: three restarts leave one contact per DN, the new
+    one (without the hook, each restart left its contact bound until it expired)."""
+    ensure_mode("static")
+
+    def line_contacts() -> dict[str, set[str]]:
+        bindings = genesys_bindings()
+        return {dn: {b["contact"] for b in bindings.get(dn, []) if is_static_contact(b["contact"])} for dn in DNS}
+
+    before = line_contacts()
+    for _ in range(3):
+        compose("restart", "asterisk")
+        wait_for(
+            "every DN registered at Genesys again",
+            lambda: sorted(gateway_state()["bound"]["static"]) == DNS or None,
+            timeout=60,
+        )
+    after = line_contacts()
+    for dn in DNS:
+        assert len(after[dn] - before[dn]) == 1, f"DN {dn}: not one new contact: {before[dn]} -> {after[dn]}"
+        assert len(before[dn] - after[dn]) == 1, f"DN {dn}: the contact before the restarts is still bound: {after[dn]}"
+
+
 @pytest.mark.parametrize("target", ["revert.yml", "rollback.yml"])
 def test_check_mode_shows_the_diff_and_changes_nothing(target: str) -> None:
     ensure_mode("static" if target == "revert.yml" else "kamailio")
