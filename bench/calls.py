@@ -14,7 +14,8 @@ capacity  Concurrent calls with two-way audio (in the mode measured last): a lad
           use of the whole machine during the level (/proc/stat, sampled over 2 s) says what
           limits it.
 switch    Calls dropped by a switch (issue: a switch never cuts a call): N browser agents
-          (bench DNs, one page each) are each on a call to the far end when a rollback starts;
+          (one page per DN: 6 bench DNs, or the lab's 2 in a smoke run) are each on a call to
+          the far end when a switch away from the mode measured last starts;
           once nginx points at the new path, the agents hang up one after another (every 2 s).
           A call is dropped when it ended before its agent hung up (a BYE or a failure the agent
           did not send) or its audio stopped. Baseline in the same run: the seed's procedure
@@ -28,20 +29,22 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lab import DN_PASSWORDS, GENESYS, LAB_VARS, healthz
 from lab.browser import Browser, Phone
 from lab.farend import FarEnd, FarEndCall
-from lab.seed import capture, seed_revert
+from lab.seed import capture, seed_revert, seed_rollback
 
-from bench.common import Config, Lab, bench_users, log, percentile, ratio, wait_until
+from bench.common import LAB_USERS, Config, Lab, bench_users, log, percentile, ratio, wait_until
 
 AGENT = "1002"
 FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
 STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
 TARGET_P95_RATIO = 1.1
 PAGES_PER_BROWSER = 10
+SWITCH_CALLS_FULL = 6  # calls up through the switch in a full run (smoke: the lab's two DNs)
 
 
 def cpu_busy(seconds: float) -> float:
@@ -209,23 +212,26 @@ def _healthz_is(mode: str) -> bool | None:
         return None
 
 
-def switch_with_calls(lab: Lab, browser: Browser, far_end: FarEnd, count: int, files: Any) -> dict[str, Any]:
-    """Our rollback, then the seed's revert, each with `count` calls up (see the module doc)."""
-    users = bench_users(count)
-    lab.ensure("static", users)
-    capture(files / "static")
-    lab.ensure("kamailio", users)
-    capture(files / "kamailio")
-    log(f"calls: rollback.yml with {count} calls up")
+def switch_with_calls(
+    lab: Lab, browser: Browser, far_end: FarEnd, users: dict[str, str], files: Path, *, start: str
+) -> dict[str, Any]:
+    """Our switch away from `start`, then the seed's procedure back to it, each with one call per
+    DN of `users` up (see the module doc). Empty `users`: the lab's own DNs, no provisioning."""
+    target = "static" if start == "kamailio" else "kamailio"
+    agents = users or LAB_USERS
+    if users:
+        lab.ensure(start, users)
+    capture(files / start)
+    playbook = "rollback.yml" if target == "static" else "revert.yml"
+    log(f"calls: {playbook} with {len(agents)} calls up")
     ours = _through_switch(
-        browser, far_end, users, lambda: lab.playbook("rollback.yml", users), "static", waits_for_calls=True
+        browser, far_end, agents, lambda: lab.playbook(playbook, users), target, waits_for_calls=True
     )
-    log(f"calls: the seed's revert with {count} calls up")
-    seed = _through_switch(
-        browser, far_end, users, lambda: seed_revert(files / "kamailio"), "kamailio", waits_for_calls=False
-    )
+    seed_step = seed_revert if start == "kamailio" else seed_rollback
+    log(f"calls: the seed's procedure back to {start} mode with {len(agents)} calls up")
+    seed = _through_switch(browser, far_end, agents, lambda: seed_step(files / start), start, waits_for_calls=False)
     lab.state = None  # the seed's procedure left the lab as a playbook would not: provision again
-    return {"ours_rollback": ours, "seed_revert": seed}
+    return {"ours": {**ours, "playbook": playbook}, "seed": {**seed, "to": start}}
 
 
 def run(cfg: Config, lab: Lab) -> dict[str, Any]:
@@ -248,16 +254,16 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
             if figures["with_audio"] < level:
                 break
         result["capacity"]["mode"] = modes[-1]
-        result["switch"] = switch_with_calls(
-            lab, browser, far_end, 2 if cfg.mode == "smoke" else 6, cfg.raw / "seed-calls"
-        )
+        # Smoke: the lab's two DNs (no provisioning); full: one bench DN per call.
+        users = {} if cfg.mode == "smoke" else bench_users(SWITCH_CALLS_FULL)
+        result["switch"] = switch_with_calls(lab, browser, far_end, users, cfg.raw / "seed-calls", start=modes[-1])
     passed = [lv["calls"] for lv in result["capacity"]["levels"] if lv["with_audio"] == lv["calls"]]
     result["max_concurrent_calls_with_audio"] = max(passed, default=0)
     result["capacity"]["capped_by_ladder"] = bool(passed) and max(passed) == ladder[-1]
     kamailio, static = result["setup"]["kamailio"], result["setup"]["static"]
     result["setup_p95_ratio_kamailio_vs_static"] = ratio(kamailio["p95_ms"], static["p95_ms"])
     result["target_p95_ratio"] = TARGET_P95_RATIO
-    result["calls_dropped_by_switch"] = result["switch"]["ours_rollback"]["dropped"]
-    result["calls_dropped_by_seed_switch"] = result["switch"]["seed_revert"]["dropped"]
-    result["switch_with_calls_s"] = result["switch"]["ours_rollback"]["seconds"]
+    result["calls_dropped_by_switch"] = result["switch"]["ours"]["dropped"]
+    result["calls_dropped_by_seed_switch"] = result["switch"]["seed"]["dropped"]
+    result["switch_with_calls_s"] = result["switch"]["ours"]["seconds"]
     return result

@@ -118,7 +118,8 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         "call_setup_p95_ratio_kamailio_vs_static": calls.get("setup_p95_ratio_kamailio_vs_static"),
         "max_concurrent_calls_with_audio": calls.get("max_concurrent_calls_with_audio"),
         "concurrent_calls_capped_by_ladder": (calls.get("capacity") or {}).get("capped_by_ladder"),
-        "switch_calls_up": ((calls.get("switch") or {}).get("ours_rollback") or {}).get("calls"),
+        "switch_calls_up": ((calls.get("switch") or {}).get("ours") or {}).get("calls"),
+        "switch_with_calls_playbook": ((calls.get("switch") or {}).get("ours") or {}).get("playbook"),
         "calls_dropped_by_switch": calls.get("calls_dropped_by_switch"),
         "calls_dropped_by_seed_switch": calls.get("calls_dropped_by_seed_switch"),
         "switch_with_calls_s": calls.get("switch_with_calls_s"),
@@ -234,10 +235,11 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{fmt(s['max_concurrent_calls_with_audio'])} ({fmt(s['concurrent_calls_capped_by_ladder'])})",
         ),
         (
-            f"Calls dropped by a rollback with {fmt(s['switch_calls_up'])} calls up, ours (seed)",
+            f"Calls dropped by {fmt(s['switch_with_calls_playbook'])} with {fmt(s['switch_calls_up'])} calls up, "
+            "ours (seed)",
             f"{fmt(s['calls_dropped_by_switch'])} ({fmt(s['calls_dropped_by_seed_switch'])})",
         ),
-        ("Rollback with those calls up (it waits for the last to end)", fmt(s["switch_with_calls_s"], " s")),
+        ("That switch with those calls up (it waits for the last to end)", fmt(s["switch_with_calls_s"], " s")),
     ]
     for size, figures in s["static_scale"].items():
         if figures.get("skipped"):
