@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup host venv clients base-image lab deploy revert rollback genesys-bindings \
+.PHONY: help setup host venv clients base-image lab deploy revert rollback status genesys-bindings \
         test lint unit molecule molecule-static molecule-kamailio integration lab-down clean
 
 help: ## List the targets
@@ -57,6 +57,9 @@ deploy: lab ## Deploy the whole gateway in the inventory's mode (webrtc_mode)
 
 revert: lab ## Switch the lab to kamailio mode (playbooks/revert.yml)
 	$(PLAYBOOK) -i $(INVENTORY) playbooks/revert.yml
+
+status: ## Show the gateway's mode, services, bindings, unbound DNs and calls (read-only)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/status.yml
 
 rollback: lab ## Switch the lab to static mode (playbooks/rollback.yml)
 	$(PLAYBOOK) -i $(INVENTORY) playbooks/rollback.yml
