@@ -1,0 +1,42 @@
+"""Each role's README variable table is what scripts/role_docs.py generates from the role's
+argument specs: a setting added, removed or redescribed in the specs fails here until the
+README is regenerated (`python scripts/role_docs.py --write`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_variable_tables_match_the_argument_specs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/role_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_check_fails_on_drift(tmp_path: Path) -> None:
+    """The check is not vacuous: a README whose table lost a row is reported."""
+    script = (ROOT / "scripts/role_docs.py").read_text()
+    role = tmp_path / "roles/nginx"
+    (role / "meta").mkdir(parents=True)
+    (role / "meta/argument_specs.yml").write_text((ROOT / "roles/nginx/meta/argument_specs.yml").read_text())
+    readme = (ROOT / "roles/nginx/README.md").read_text()
+    lines = readme.splitlines(keepends=True)
+    row = next(i for i, line in enumerate(lines) if line.startswith("| `nginx_worker_connections`"))
+    (role / "README.md").write_text("".join(lines[:row] + lines[row + 1 :]))
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/role_docs.py").write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "scripts/role_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1 and "nginx" in result.stdout, result.stdout + result.stderr
