@@ -11,12 +11,14 @@ from lab import (
     GATEWAY,
     LAB_VARS,
     STANDIN_PROJECT,
+    WHOLE_HISTORY,
     compose,
     ensure_mode,
     forwarded_bindings,
     run_client,
     run_playbook,
     service_log,
+    utc_now,
     wait_for,
     wait_for_text,
 )
@@ -43,10 +45,11 @@ def standin_log() -> str:
 
 
 def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: None) -> None:
+    started = utc_now()
     run_client({DN: DN_PASSWORDS[DN]}, "register")
     [binding] = wait_for("1002 bound at the authenticating stand-in", lambda: forwarded_bindings(DN), timeout=5)
     assert binding["contact"] == f"sip:{DN}@{GATEWAY}:5060"
-    log = service_log("kamailio")
+    log = service_log("kamailio", since=started)
     assert any(f"Genesys REGISTER reply for DN 1002 (expires {e}): 200" in log for e in (598, 599, 600)), log[-2000:]
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")
     wait_for("1002 unbound", lambda: not forwarded_bindings(DN), timeout=5)
@@ -55,10 +58,10 @@ def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: N
 def test_no_password_in_any_log(genesys_demands_auth: None) -> None:
     secrets = [LAB_VARS["webrtc_genesys_auth_password"], *DN_PASSWORDS.values(), LAB_VARS["asterisk_ami_secret"]]
     logs = {
-        "kamailio": service_log("kamailio"),
-        "asterisk": service_log("asterisk"),
-        "nginx": service_log("nginx"),
-        "registration-monitor": service_log("registration-monitor"),
+        "kamailio": service_log("kamailio", since=WHOLE_HISTORY),
+        "asterisk": service_log("asterisk", since=WHOLE_HISTORY),
+        "nginx": service_log("nginx", since=WHOLE_HISTORY),
+        "registration-monitor": service_log("registration-monitor", since=WHOLE_HISTORY),
         "genesys-standin": standin_log(),
     }
     leaks = {name: [s for s in secrets if s in text] for name, text in logs.items()}
@@ -69,9 +72,12 @@ def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so(genesys_demand
     """Last in the module: the fixture's teardown renders Kamailio again without auth."""
     wrong = {**AUTH, "webrtc_genesys_auth_password": "not-the-genesys-password"}
     ensure_mode("kamailio", wrong)
+    started = utc_now()
     run_client({DN: DN_PASSWORDS[DN]}, "register")
     log = wait_for_text(
-        "the refused forward in Kamailio's log", lambda: service_log("kamailio"), "DN not registered upstream"
+        "the refused forward in Kamailio's log",
+        lambda: service_log("kamailio", since=started),
+        "DN not registered upstream",
     )
     assert "Genesys REGISTER reply for DN 1002" in log
     assert forwarded_bindings(DN) == []

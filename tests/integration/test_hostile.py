@@ -118,6 +118,7 @@ def flood_messages(peer: Peer, count: int) -> list[str]:
 
 
 def test_udp_register_flood_from_one_source_is_rate_limited_while_agents_keep_registering(agent: Client) -> None:
+    started = utc_now()
     sent = 3 * PIKE_DENSITY
     answers: Counter[tuple[int, str]] = Counter()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -150,12 +151,13 @@ def test_udp_register_flood_from_one_source_is_rate_limited_while_agents_keep_re
         sock.close()
     assert answers[(503, "Rate Limited")] > 0, answers
     assert answers[(401, "Unauthorized")] < sent, answers
-    assert f"REGISTER flood from {UDP_FLOODER}" in service_log("kamailio", since="10m")
+    assert f"REGISTER flood from {UDP_FLOODER}" in service_log("kamailio", since=started)
 
 
 def test_wss_register_flood_from_one_client_is_rate_limited_per_client_address(agent: Client) -> None:
     """All wss clients reach Kamailio from nginx: the limit must hit the flooding client's
     address (X-Real-IP), not every agent behind nginx."""
+    started = utc_now()
     sent = 3 * PIKE_DENSITY
     answered = 0
     with WsSip(WSS_URL, bind=WSS_FLOODER) as ws:
@@ -170,7 +172,7 @@ def test_wss_register_flood_from_one_client_is_rate_limited_per_client_address(a
                 break
             answered += 1
     assert answered < sent, "every flooded REGISTER was answered: no rate limit"
-    assert f"REGISTER flood from {WSS_FLOODER}" in service_log("kamailio", since="10m")
+    assert f"REGISTER flood from {WSS_FLOODER}" in service_log("kamailio", since=started)
 
 
 def test_nothing_hostile_reached_genesys(agent: Client, module_started: str) -> None:

@@ -13,6 +13,7 @@ from lab import (
     LAB_VARS,
     PROJECT,
     STANDIN_PROJECT,
+    WHOLE_HISTORY,
     compose,
     run_playbook,
     service_log,
@@ -59,7 +60,10 @@ def test_no_secret_in_vvv_playbook_output(verbose_runs: dict[str, str]) -> None:
 
 
 def test_no_secret_in_any_daemon_log(verbose_runs: dict[str, str]) -> None:
-    logs = {service: service_log(service) for service in ("nginx", "kamailio", "asterisk", "registration-monitor")}
+    logs = {
+        service: service_log(service, since=WHOLE_HISTORY)
+        for service in ("nginx", "kamailio", "asterisk", "registration-monitor")
+    }
     logs["genesys-standin"] = compose("logs", "--no-log-prefix", "--no-color", project=STANDIN_PROJECT)
     logs["asterisk messages.log"] = (PROJECT / "asterisk/log/messages.log").read_text(errors="replace")
     leaks = {(where, name) for where, text in logs.items() for name, secret in SECRETS.items() if secret in text}

@@ -87,11 +87,15 @@ def container_state(service: str, project: Path = PROJECT) -> dict[str, Any] | N
     return state
 
 
-def service_log(service: str, since: str | None = None) -> str:
-    args = ["logs", "--no-log-prefix", "--no-color"]
-    if since:
-        args += ["--since", since]
-    return compose(*args, service)
+# A log read for an absence check (no secret, no ERROR line): the container's whole history,
+# which is stricter than a window (leftovers can only make such a check fail, never pass).
+WHOLE_HISTORY = "1970-01-01T00:00:00Z"
+
+
+def service_log(service: str, since: str) -> str:
+    """The service's log lines written since `since` (an explicit UTC time: utc_now() taken when
+    the test began, so that earlier tests' lines cannot satisfy a check; or WHOLE_HISTORY)."""
+    return compose("logs", "--no-log-prefix", "--no-color", "--since", since, service)
 
 
 def utc_now() -> str:
