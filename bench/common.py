@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import platform
 import re
 import statistics
 import subprocess
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lab import (
     GATEWAY,
     LAB_VARS,
@@ -390,6 +393,53 @@ def cpu_model() -> str:
             if line.startswith("Model name:"):
                 return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def _first_line(cmd: list[str]) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+        text = (result.stdout or result.stderr).strip()
+        if result.returncode == 0 and text:
+            return text.splitlines()[0].strip()
+    return "unknown"
+
+
+def memory_mb() -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return None
+
+
+def daemon_versions(image: str) -> dict[str, str]:
+    """The versions the gateway image runs, asked of the daemons themselves."""
+    run = ["docker", "run", "--rm", "--network", "none", image]
+    return {
+        "asterisk": _first_line([*run, "asterisk", "-V"]),
+        "kamailio": _first_line([*run, "kamailio", "-v"]),
+        "nginx": _first_line([*run, "nginx", "-v"]),
+    }
+
+
+def gateway_image() -> str:
+    """The gateway image the lab runs: the inventory's, else the gateway role's default."""
+    defaults = yaml.safe_load((ROOT / "roles/gateway/defaults/main.yml").read_text())
+    return str(LAB_VARS.get("gateway_image", defaults["gateway_image"]))
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run measured, each item read from the machine (nothing typed in)."""
+    debian = Path("/etc/debian_version")
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "memory_mb": memory_mb(),
+        "kernel": platform.release(),
+        "debian": debian.read_text().strip() if debian.exists() else "unknown",
+        "docker": _first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "daemons": daemon_versions(gateway_image()),
+    }
 
 
 def bench_root() -> Path:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_model, log, write_json
+from bench.common import log, machine, write_json
 
 # What a run records about itself (kept when the summary is rebuilt from the result files).
 RUN_INFO_KEYS = (
@@ -56,9 +54,7 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
     common = tp.get("at_highest_common_rate") or {}
     summary: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
+        **machine(),
         **run_info,
         # 1. throughput
         "throughput_ratio_kamailio_vs_direct": tp.get("throughput_ratio_kamailio_vs_direct"),
@@ -253,7 +249,13 @@ def markdown(summary: dict[str, Any]) -> str:
                     f"{fmt(figures['booted_s'], ' s')} / {fmt(figures['all_registered_s'], ' s')}",
                 )
             )
-    lines = ["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+    daemons = s.get("daemons") or {}
+    machine_line = (
+        f"Machine: {s.get('cpu')}, {s.get('cpus')} CPUs, {s.get('memory_mb')} MB, kernel {s.get('kernel')}, "
+        f"Debian {s.get('debian')}, Docker {s.get('docker')}; "
+        + "; ".join(f"{name}: {version}" for name, version in daemons.items())
+    )
+    lines = [machine_line, "", "| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {name} | {fmt(met)} |" for name, met in s["targets"].items()]
     return "\n".join(lines) + "\n"
