@@ -255,9 +255,10 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Debian {s.get('debian')}, Docker {s.get('docker')}; "
         + "; ".join(f"{name}: {version}" for name, version in daemons.items())
     )
-    lines = [machine_line, "", "| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+    lines = ["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {name} | {fmt(met)} |" for name, met in s["targets"].items()]
+    lines += ["", machine_line]
     return "\n".join(lines) + "\n"
 
 
