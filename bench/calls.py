@@ -14,7 +14,7 @@ capacity  Concurrent calls with two-way audio (in the mode measured last): a lad
           use of the whole machine during the level (/proc/stat, sampled over 2 s) says what
           limits it.
 switch    Calls dropped by a switch (issue: a switch never cuts a call): N browser agents
-          (one page per DN: 6 bench DNs, or the lab's 2 in a smoke run) are each on a call to
+          (full runs only; one page per DN, 6 bench DNs) are each on a call to
           the far end when a switch away from the mode measured last starts;
           once nginx points at the new path, the agents hang up one after another (every 2 s).
           A call is dropped when it ended before its agent hung up (a BYE or a failure the agent
