@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab import DN_PASSWORDS, GENESYS, LAB_VARS, healthz
+from lab import DN_PASSWORDS, FAR_END_PORT, GENESYS, STANDIN, healthz
 from lab.browser import Browser, Phone
 from lab.farend import FarEnd, FarEndCall
 from lab.seed import capture, seed_revert, seed_rollback
@@ -40,8 +40,6 @@ from lab.seed import capture, seed_revert, seed_rollback
 from bench.common import LAB_USERS, Config, Lab, bench_users, log, percentile, ratio, wait_until
 
 AGENT = "1002"
-FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
-STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
 TARGET_P95_RATIO = 1.1
 PAGES_PER_BROWSER = 10
 SWITCH_CALLS_FULL = 6  # calls up through the switch in a full run (smoke: the lab's two DNs)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lab import DN_PASSWORDS, LAB_VARS, ensure_mode, forwarded_bindings, run_client, wait_for
+from lab import DN_PASSWORDS, FAR_END_PORT, GENESYS, LAB_VARS, ensure_mode, forwarded_bindings, run_client, wait_for
+from lab.browser import Browser
+from lab.farend import FarEnd
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +39,16 @@ def fifty_dns() -> Iterator[dict[str, str]]:
     ensure_mode("kamailio", {"webrtc_dns": dns})
     yield {**DN_PASSWORDS, **extra}
     ensure_mode("kamailio", {"webrtc_dns": LAB_VARS["webrtc_dns"]})
+
+
+# Calls (test_calls.py, test_switch_calls.py): one headless Chromium and one far end per module.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with Browser() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def far_end() -> Iterator[FarEnd]:
+    with FarEnd(bind=GENESYS, sip_port=FAR_END_PORT) as peer:
+        yield peer

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from lab import (
     DN_PASSWORDS,
     GENESYS,
-    LAB_VARS,
+    STANDIN,
     asterisk_cli,
     ensure_mode,
     error_lines,
+    rising,
     service_log,
     standin_log,
     utc_now,
@@ -33,8 +34,6 @@ from lab.farend import FarEnd, FarEndCall
 
 AGENT = "1002"
 OTHER_AGENT = "1003"
-FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
-STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
 NUMBER = "5551000"  # a number the stand-in sends to the far end (lab_genesys_far_end_regex)
 MIN_ENERGY = 100.0  # the fake microphone's tone reads ~700 at the far end; silence reads 0
 PROMPT_S = 3.0  # "a prompt final answer": well under any ring or transaction timeout
@@ -50,18 +49,6 @@ def mode(request: pytest.FixtureRequest) -> str:
     ensure_mode(mode)
     MODE_STARTED[mode] = utc_now()
     return mode
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def far_end() -> Iterator[FarEnd]:
-    with FarEnd(bind=GENESYS, sip_port=FAR_END_PORT) as peer:
-        yield peer
 
 
 @pytest.fixture
@@ -96,12 +83,6 @@ def assert_two_way_audio(phone: Phone, call: FarEndCall) -> None:
     assert call.audio_energy() > MIN_ENERGY, f"the far end receives silence (energy {call.audio_energy():.0f})"
     stats = phone.stats()
     assert stats["dtlsState"] == "connected" and stats["codec"].lower() in ("audio/pcmu/8000/1", "audio/pcma/8000/1")
-
-
-def rising(probe: Callable[[], int], seconds: float = 1.0) -> bool:
-    first = probe()
-    time.sleep(seconds)
-    return probe() > first
 
 
 # --------------------------------------------------------------------------- Genesys -> agent

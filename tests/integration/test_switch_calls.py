@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from lab import (
     DN_PASSWORDS,
     GENESYS,
     LAB_VARS,
+    STANDIN,
     asterisk_cli,
     ensure_mode,
     error_lines,
     healthz,
     kamailio_rpc,
     playbook_running,
+    rising,
     service_log,
     utc_now,
     wait_for,
@@ -42,31 +43,11 @@ from lab.farend import FarEnd, FarEndCall
 from lab.gap import Sampler
 
 INBOUND, OUTBOUND = "1002", "1003"
-FAR_END_PORT = 5090  # roles/lab_genesys lab_genesys_far_end
-STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
 NUMBER = "5551000"
 MIN_ENERGY = 100.0  # the fake microphone's tone reads ~700 at the far end; silence reads 0
 PLAYBOOK = {"static": "rollback.yml", "kamailio": "revert.yml"}
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def far_end() -> Iterator[FarEnd]:
-    with FarEnd(bind=GENESYS, sip_port=FAR_END_PORT) as peer:
-        yield peer
-
-
-def rising(probe: Callable[[], int], seconds: float = 1.0) -> bool:
-    first = probe()
-    time.sleep(seconds)
-    return probe() > first
 
 
 def assert_audio_flows(phone: Phone, call: FarEndCall, when: str) -> None:

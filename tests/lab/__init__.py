@@ -37,6 +37,10 @@ STANDIN_RPC = f"http://{GENESYS}:8081/RPC"
 STANDIN_PROJECT = Path(LAB_VARS["lab_root"]) / "genesys"
 KAMAILIO_RPC = f"http://{LAB_VARS['webrtc_kamailio_rpc_address']}:5071/RPC"
 DN_PASSWORDS: dict[str, str] = {d["dn"]: d["password"] for d in LAB_VARS["webrtc_dns"]}
+# The Genesys stand-in as a SIP peer, and the far end behind it that answers the agents' calls
+# (tests/lab/farend.py on roles/lab_genesys lab_genesys_far_end).
+STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
+FAR_END_PORT = 5090
 CLIENT = ROOT / "tests/clients/sip-client.mjs"
 
 T = TypeVar("T")
@@ -152,6 +156,13 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, inte
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def rising(probe: Callable[[], int], seconds: float = 1.0) -> bool:
+    """A counter (packets, RTP received) grows over `seconds`."""
+    first = probe()
+    time.sleep(seconds)
+    return probe() > first
 
 
 def wait_for_text(what: str, fetch: Callable[[], str], needle: str, timeout: float = 15) -> str:
