@@ -27,7 +27,7 @@ RUN_INFO_KEYS = (
     "playbook_runs",
 )
 TARGETS = {
-    "throughput": "Kamailio >= 0.8x Asterisk alone, 0 DNs lost",
+    "throughput": "Kamailio >= 0.9x Asterisk alone, 0 DNs lost",
     "gap": "gap 0 ms with our playbooks",
     "revert": "revert.yml <= 1.5x the seed's procedure",
     "calls": "call set-up p95, kamailio mode <= 1.1x static mode",
@@ -132,8 +132,8 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         },
     }
     tp_ratio, lost = summary["throughput_ratio_kamailio_vs_direct"], summary["lost_dns"]
-    summary["targets"] = {
-        TARGETS["throughput"]: None if tp_ratio is None or lost is None else (tp_ratio >= 0.8 and lost == 0),
+    met: dict[str, bool | None] = {
+        TARGETS["throughput"]: None if tp_ratio is None or lost is None else (tp_ratio >= 0.9 and lost == 0),
         TARGETS["gap"]: None if summary["switch_gap_ms_ours"] is None else summary["switch_gap_ms_ours"] == 0,
         TARGETS["revert"]: None
         if summary["revert_time_ratio_vs_seed"] is None
@@ -145,6 +145,9 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         if summary["calls_dropped_by_switch"] is None
         else summary["calls_dropped_by_switch"] == 0,
     }
+    # A target is judged only on a measure this run took; the others are named, not guessed.
+    summary["targets"] = {name: ok for name, ok in met.items() if ok is not None}
+    summary["targets_not_measured"] = [name for name, ok in met.items() if ok is None]
     return summary
 
 
@@ -258,6 +261,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = ["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {name} | {fmt(met)} |" for name, met in s["targets"].items()]
+    lines += [f"| {name} | not measured in this run |" for name in s.get("targets_not_measured", [])]
     lines += ["", machine_line]
     return "\n".join(lines) + "\n"
 

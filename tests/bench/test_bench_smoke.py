@@ -71,6 +71,9 @@ def test_summary_has_every_headline_key(results: Path) -> None:
     assert summary["cpu"] and summary["date"]
     assert summary["mode"] == "smoke"
     assert set(summary["targets"].values()) <= {True, False}
+    # the switch-with-calls part runs in full runs only: its target is named as not measured
+    assert "no call dropped by a switch" in summary["targets_not_measured"]
+    assert set(summary["targets"]).isdisjoint(summary["targets_not_measured"])
     assert (results / "summary.md").read_text().startswith("| measure | value |")
 
 

@@ -260,3 +260,34 @@ def test_check_mode_shows_the_diff_and_changes_nothing(target: str) -> None:
     assert after == before
     wanted = f"+        server {GATEWAY}:{8080 if target == 'revert.yml' else 8088};"
     assert wanted in result.stdout, result.stdout[-4000:]
+
+
+def test_a_run_with_nothing_to_do_only_verifies_and_any_drift_takes_the_full_path() -> None:
+    """Issue 14 (switch speed): a run that finds every installed file, image, service and
+    registration as the target mode wants them verifies the mode and changes nothing; a
+    hand-edited config or a stopped service makes it take the full path, which repairs it."""
+    ensure_mode("kamailio")
+    playbook("revert.yml")  # whatever earlier tests left, the lab is now what revert.yml installs
+    before = snapshot()
+    out = playbook("revert.yml")
+    assert "kamailio -> kamailio (nothing to change)" in out, out[-3000:]
+    assert "check the configs themselves" not in out  # no pre-flight, no backup: nothing changes
+    assert "Back up the managed files" not in out
+    assert "Wait for the mode's registration state" in out  # the verification still runs
+    assert " changed=0 " in out and " failed=0 " in out, out[-1500:]
+    assert snapshot() == before
+
+    pjsip = PROJECT / "asterisk/etc/pjsip.conf"
+    pjsip.write_text(pjsip.read_text() + "\n; edited by hand\n")
+    out = playbook("revert.yml")
+    assert "differs from what the roles install: asterisk/etc/pjsip.conf:" in out, out[-3000:]
+    assert "check the configs themselves" in out and "Back up the managed files" in out
+    assert "edited by hand" not in pjsip.read_text()
+    backups = sorted((PROJECT / "backup").glob("*Z-to-kamailio"))
+    assert "edited by hand" in (backups[-1] / "asterisk__etc__pjsip.conf").read_text()  # nothing is lost
+
+    compose("stop", "registration-monitor")
+    out = playbook("revert.yml")
+    assert "services or registrations are not as kamailio mode wants them" in out, out[-3000:]
+    assert gateway_state()["services"]["registration-monitor"]
+    assert "(nothing to change)" in playbook("revert.yml")

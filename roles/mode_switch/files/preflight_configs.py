@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Pre-flight of a mode switch: have the daemons themselves check the rendered configs.
 
-    preflight_configs.py --image IMG --stage DIR --address ADDR --mode kamailio --dns 1002,1003
+    preflight_configs.py --image IMG --stage DIR [--bundle DIR/bundle.json --keys KEYDIR]
+                         --address ADDR --mode kamailio --dns 1002,1003
 
 DIR holds what the switch is about to install: nginx/ (nginx.conf, tls/), kamailio/
-(kamailio-proxy.cfg), asterisk/etc/. Each daemon runs in a throwaway container of the
+(kamailio-proxy.cfg), asterisk/etc/. With --bundle, DIR is filled from that JSON file
+({path relative to DIR: content}, removed once unpacked) and Asterisk's DTLS keys are copied
+from KEYDIR into asterisk/etc/keys/. The three daemons check at the same time, each in a
+throwaway container of the
 gateway image with no network (the gateway's address is added to its loopback), so nothing
 on the host is touched or contacted:
   nginx     nginx -t
@@ -21,10 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 _ERROR = re.compile(r"\b(ERROR|CRITICAL|ALERT)\b|\[(emerg|crit|alert)\]")
@@ -110,6 +116,21 @@ def check_asterisk(image: str, stage: Path, address: str, mode: str, dns: list[s
         docker("rm", "--force", name)
 
 
+def unpack(stage: Path, bundle: Path, keys: Path | None) -> None:
+    """Write the bundle's files under stage (owner-only), then add the DTLS keys."""
+    files: dict[str, str] = json.loads(bundle.read_text())
+    bundle.unlink()
+    for relative, content in files.items():
+        target = stage / relative
+        if stage.resolve() not in target.resolve().parents:
+            raise SystemExit(f"bundle path outside the staging directory: {relative}")
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.write_text(content)
+        target.chmod(0o600)
+    if keys is not None and keys.is_dir():
+        shutil.copytree(keys, stage / "asterisk/etc/keys", dirs_exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", required=True)
@@ -117,13 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", required=True, help="the gateway address the configs bind")
     parser.add_argument("--mode", choices=["kamailio", "static"], required=True)
     parser.add_argument("--dns", default="", help="comma-separated DNs")
+    parser.add_argument("--bundle", type=Path, help="JSON {path: content} to unpack into --stage first")
+    parser.add_argument("--keys", type=Path, help="Asterisk's DTLS key directory, copied to asterisk/etc/keys")
     args = parser.parse_args(argv)
     dns = [dn for dn in args.dns.split(",") if dn]
-    results = {
-        "nginx": check_nginx(args.image, args.stage, args.address),
-        "kamailio": check_kamailio(args.image, args.stage, args.address),
-        "asterisk": check_asterisk(args.image, args.stage, args.address, args.mode, dns),
-    }
+    if args.bundle is not None:
+        unpack(args.stage, args.bundle, args.keys)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            "nginx": pool.submit(check_nginx, args.image, args.stage, args.address),
+            "kamailio": pool.submit(check_kamailio, args.image, args.stage, args.address),
+            "asterisk": pool.submit(check_asterisk, args.image, args.stage, args.address, args.mode, dns),
+        }
+        results = {daemon: future.result() for daemon, future in futures.items()}
     for daemon, problems in results.items():
         print(f"{daemon}: {'ok' if not problems else 'FAILED'}")
         for problem in problems:
