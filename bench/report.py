@@ -30,6 +30,7 @@ TARGETS = {
     "throughput": "Kamailio >= 0.9x Asterisk alone, 0 DNs lost",
     "gap": "gap 0 ms with our playbooks",
     "revert": "revert.yml <= 1.5x the seed's procedure",
+    "idempotent": "an idempotent revert.yml in <= 10 s, changed=0",
     "calls": "call set-up p95, kamailio mode <= 1.1x static mode",
     "switch_calls": "no call dropped by a switch",
 }
@@ -90,6 +91,8 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         "switch_reps": cost.get("reps"),
         "idempotent_changed_revert": ((cost.get("idempotent") or {}).get("revert") or {}).get("changed"),
         "idempotent_changed_rollback": ((cost.get("idempotent") or {}).get("rollback") or {}).get("changed"),
+        "idempotent_revert_s": ((cost.get("idempotent") or {}).get("revert") or {}).get("seconds"),
+        "idempotent_rollback_s": ((cost.get("idempotent") or {}).get("rollback") or {}).get("seconds"),
         # 4. switch gap
         "switch_gap_ms_ours": gap.get("switch_gap_ms_ours"),
         "switch_gap_ms_seed": gap.get("switch_gap_ms_seed"),
@@ -138,6 +141,9 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         TARGETS["revert"]: None
         if summary["revert_time_ratio_vs_seed"] is None
         else summary["revert_time_ratio_vs_seed"] <= 1.5,
+        TARGETS["idempotent"]: None
+        if summary["idempotent_revert_s"] is None or summary["idempotent_changed_revert"] is None
+        else summary["idempotent_revert_s"] <= 10 and summary["idempotent_changed_revert"] == 0,
         TARGETS["calls"]: None
         if summary["call_setup_p95_ratio_kamailio_vs_static"] is None
         else summary["call_setup_p95_ratio_kamailio_vs_static"] <= 1.1,
@@ -206,6 +212,10 @@ def markdown(summary: dict[str, Any]) -> str:
         (
             "Idempotent re-run: changed (revert / rollback)",
             f"{fmt(s['idempotent_changed_revert'])} / {fmt(s['idempotent_changed_rollback'])}",
+        ),
+        (
+            "Idempotent re-run: time (revert / rollback)",
+            f"{fmt(s['idempotent_revert_s'], ' s')} / {fmt(s['idempotent_rollback_s'], ' s')}",
         ),
         ("Switch gap, ours (seed)", f"{fmt(s['switch_gap_ms_ours'], ' ms')} ({fmt(s['switch_gap_ms_seed'], ' ms')})"),
         (

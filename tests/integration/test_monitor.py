@@ -53,7 +53,7 @@ def wait_unbound(expected: set[str], timeout: float) -> None:
     seen = ["nothing read"]
 
     def probe() -> bool:
-        value, members = gauge("webrtc_dns_unbound_genesys"), unbound_dns()
+        value, members = gauge("webrtc_directory_numbers_unbound_genesys"), unbound_dns()
         seen.append(f"gauge {value:g}, unbound in /state {sorted(members)}")
         return value == len(expected) and members == expected
 
@@ -81,17 +81,21 @@ def mode(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_register_and_unregister_show_within_two_seconds(mode: str) -> None:
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")  # start from a DN with no contact
     wait_for("1002 without a contact", lambda: "1002" not in asterisk_cli("pjsip show contacts"), timeout=5)
-    baseline = gauge("webrtc_dns_registered_asterisk")
+    baseline = gauge("webrtc_directory_numbers_registered_asterisk")
     with held_clients({DN: DN_PASSWORDS[DN]}, reconnect=False):
         wait_for(
             "1002 registered at Asterisk in /metrics",
-            lambda: gauge("webrtc_dns_registered_asterisk") >= baseline + 1,
+            lambda: gauge("webrtc_directory_numbers_registered_asterisk") >= baseline + 1,
             timeout=2,
         )
-        wait_for("no DN registered but unbound", lambda: gauge("webrtc_dns_unbound_genesys") == 0, timeout=2)
-        assert gauge("webrtc_dns_bound_genesys") >= 1
+        wait_for(
+            "no DN registered but unbound", lambda: gauge("webrtc_directory_numbers_unbound_genesys") == 0, timeout=2
+        )
+        assert gauge("webrtc_directory_numbers_bound_genesys") >= 1
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")
-    wait_for("1002 gone from /metrics", lambda: gauge("webrtc_dns_registered_asterisk") == baseline, timeout=2)
+    wait_for(
+        "1002 gone from /metrics", lambda: gauge("webrtc_directory_numbers_registered_asterisk") == baseline, timeout=2
+    )
 
 
 def test_standin_down_makes_the_unbound_gauge_one() -> None:
@@ -100,12 +104,22 @@ def test_standin_down_makes_the_unbound_gauge_one() -> None:
     # (nobody refreshes them); unregister every lab DN so that only this test's DN can be counted.
     run_client(dict(DN_PASSWORDS), "unregister")
     wait_unbound(set(), timeout=10)
+    before = metrics()
     compose("stop", "genesys", project=STANDIN_PROJECT)
     try:
         run_client({DN: DN_PASSWORDS[DN]}, "register")
         wait_unbound({DN}, timeout=15)
     finally:
         compose("start", "genesys", project=STANDIN_PROJECT)
+    # The unanswered registration is one attempt and one failure (the alerts' failure ratio).
+    after = metrics()
+
+    def total(values: dict[str, float], family: str) -> float:
+        return sum(v for k, v in values.items() if k.startswith(family + "{"))
+
+    assert total(after, "webrtc_forwarding_failures_total") > total(before, "webrtc_forwarding_failures_total"), after
+    attempts = 'webrtc_forwarding_attempts_total{path="kamailio"}'
+    assert after.get(attempts, 0) > before.get(attempts, 0), after
     run_client({DN: DN_PASSWORDS[DN]}, "register")
     wait_unbound(set(), timeout=10)
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")
@@ -114,15 +128,31 @@ def test_standin_down_makes_the_unbound_gauge_one() -> None:
 def test_monitor_reconnects_after_an_asterisk_restart() -> None:
     ensure_mode("kamailio")
     run_client({DN: DN_PASSWORDS[DN]}, "register")
-    wait_for("1002 registered", lambda: gauge("webrtc_dns_registered_asterisk") >= 1, timeout=5)
+    wait_for("1002 registered", lambda: gauge("webrtc_directory_numbers_registered_asterisk") >= 1, timeout=5)
     fault = utc_now()
     compose("restart", "asterisk")
     wait_for(
         "the monitor reconnected", lambda: healthz() == 200 and gauge("webrtc_monitor_ami_connected") == 1, timeout=60
     )
     # Contacts survive the restart (astdb): the monitor's state must still count 1002.
-    wait_for("state correct after the restart", lambda: gauge("webrtc_dns_registered_asterisk") >= 1, timeout=10)
+    wait_for(
+        "state correct after the restart",
+        lambda: gauge("webrtc_directory_numbers_registered_asterisk") >= 1,
+        timeout=10,
+    )
     # The reconnect after this test's own fault, not an earlier one in the container's history.
     log = service_log("registration-monitor", since=fault)
     assert re.search(r"reconnect", log, re.IGNORECASE), log[-2000:]
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")
+
+
+def test_compose_reports_the_monitor_healthy() -> None:
+    """The compose healthcheck probes /healthz: `docker compose ps` shows the monitor healthy."""
+    ensure_mode("kamailio")
+
+    def health() -> str:
+        lines = [line for line in compose("ps", "--format", "json", "registration-monitor").splitlines()]
+        rows = [json.loads(line) for line in lines if line.startswith("{")]
+        return str(rows[0].get("Health", "")) if rows else "no container"
+
+    wait_for("the monitor healthy in docker compose ps", lambda: health() == "healthy", timeout=60)

@@ -91,6 +91,9 @@ def test_compose_files_are_yaml(role: str, mode: str) -> None:
     assert compose["services"]
     for service in compose["services"].values():
         assert service["network_mode"] == "host"
+    if role == "gateway":  # docker compose ps shows the monitor unhealthy when /healthz fails
+        probe = compose["services"]["registration-monitor"]["healthcheck"]["test"]
+        assert probe[:2] == ["CMD", "python3"] and f"'http://{GATEWAY}:9110/healthz'" in probe[-1], probe
 
 
 # --------------------------------------------------------------------------- nginx

@@ -18,10 +18,11 @@ from registration_monitor.state import MonitorState
 from .captured import CALL_FIXTURES, feed, feed_calls, fixture_time, forwarded
 
 STABLE_NAMES = (
-    "webrtc_dns_registered_asterisk",
-    "webrtc_dns_bound_genesys",
-    "webrtc_dns_unbound_genesys",
+    "webrtc_directory_numbers_registered_asterisk",
+    "webrtc_directory_numbers_bound_genesys",
+    "webrtc_directory_numbers_unbound_genesys",
     "webrtc_forwarding_failures_total",
+    "webrtc_forwarding_attempts_total",
     "webrtc_monitor_ami_connected",
     "webrtc_calls_in_progress",
     "webrtc_call_attempts_total",
@@ -66,12 +67,16 @@ def test_metrics_exposition_has_the_stable_names_and_values() -> None:
         kind = "counter" if name.endswith("_total") else "gauge"
         assert re.search(rf"^# TYPE {name} {kind}$", text, re.MULTILINE), name
     values = samples(text)
-    assert values["webrtc_dns_registered_asterisk"] == 2
-    assert values["webrtc_dns_bound_genesys"] == 1
-    assert values["webrtc_dns_unbound_genesys"] == 1
+    assert values["webrtc_directory_numbers_registered_asterisk"] == 2
+    assert values["webrtc_directory_numbers_bound_genesys"] == 1
+    assert values["webrtc_directory_numbers_unbound_genesys"] == 1
     assert values['webrtc_forwarding_failures_total{reason="403"}'] == 1
+    # two forwarded answers seen after the baseline: 1002's 200 and 1003's 403 (failure ratio 1/2)
+    assert values['webrtc_forwarding_attempts_total{path="kamailio"}'] == 2
+    assert values['webrtc_forwarding_attempts_total{path="static"}'] == 0
     assert values["webrtc_monitor_ami_connected"] == 1
     assert values['webrtc_monitor_mode{mode="kamailio"}'] == 1
+    assert values['webrtc_monitor_mode{mode="static"}'] == 0  # one 0/1 series per mode, for alerts on a change
     assert values["webrtc_monitor_kamailio_reachable"] == 1
 
 
@@ -135,8 +140,8 @@ def test_metrics_follow_the_clock_without_events() -> None:
     state = kamailio_state()
     registry = build_registry(state, clock=lambda: NOW + 3600)  # the forwarded binding ran out
     values = samples(generate_latest(registry).decode())
-    assert values["webrtc_dns_bound_genesys"] == 0
-    assert values["webrtc_dns_unbound_genesys"] == 2
+    assert values["webrtc_directory_numbers_bound_genesys"] == 0
+    assert values["webrtc_directory_numbers_unbound_genesys"] == 2
 
 
 def test_static_mode_exposes_no_kamailio_gauge() -> None:
@@ -145,7 +150,7 @@ def test_static_mode_exposes_no_kamailio_gauge() -> None:
     values = samples(generate_latest(build_registry(state, clock=lambda: 0)).decode())
     assert "webrtc_monitor_kamailio_reachable" not in values
     assert values['webrtc_forwarding_failures_total{reason="rejected"}'] == 1
-    assert values["webrtc_dns_bound_genesys"] == 1
+    assert values["webrtc_directory_numbers_bound_genesys"] == 1
     assert values["webrtc_monitor_ami_connected"] == 0
 
 

@@ -85,7 +85,7 @@ def test_the_monitor_end_to_end_in_kamailio_mode(caplog: pytest.LogCaptureFixtur
         "1003": {"registered_asterisk": True, "bound_genesys": False, "bound_static": False, "bound_kamailio": False},
     }
     assert state["counts"] == {"registered_asterisk": 2, "bound_genesys": 0, "unbound_genesys": 2}
-    assert "webrtc_dns_unbound_genesys 2.0" in metrics
+    assert "webrtc_directory_numbers_unbound_genesys 2.0" in metrics
     assert "webrtc_monitor_ami_connected 1.0" in metrics
     assert down["ami_connected"] is False
     sources = {json.loads(event.to_json())["source"] for event in emitted}

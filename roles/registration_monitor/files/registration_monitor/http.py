@@ -2,15 +2,17 @@
 
 Metric names are stable (dashboards and alerts use them):
 
-  webrtc_dns_registered_asterisk          DNs with at least one contact at Asterisk
-  webrtc_dns_bound_genesys                DNs bound at Genesys through the active mode
-  webrtc_dns_unbound_genesys              registered at Asterisk but not bound at Genesys (page on > 0)
-  webrtc_forwarding_failures_total        failed REGISTERs at Genesys seen by the monitor, label reason
+  webrtc_directory_numbers_registered_asterisk   DNs with at least one contact at Asterisk
+  webrtc_directory_numbers_bound_genesys         DNs bound at Genesys through the active mode
+  webrtc_directory_numbers_unbound_genesys       registered at Asterisk but not bound at Genesys (page on > 0)
+  webrtc_forwarding_failures_total{reason}       failed REGISTERs at Genesys seen by the monitor
                                           (Kamailio: SIP code, "timeout", "not_sent"; static: "rejected")
+  webrtc_forwarding_attempts_total{path}         REGISTERs at Genesys whose answer the monitor saw
+                                          (path: static or kamailio; failure ratio = failures / attempts)
   webrtc_monitor_ami_connected            1 while logged in to Asterisk's AMI
   webrtc_monitor_ami_reconnects_total     AMI sessions re-established after a loss
   webrtc_monitor_state_synced             1 once the state was rebuilt from AMI actions in this session
-  webrtc_monitor_mode{mode}               1 for the active mode
+  webrtc_monitor_mode{mode}               1 for the active mode, 0 for the other
   webrtc_monitor_kamailio_reachable       kamailio mode only: 1 while Kamailio's JSON-RPC answers
   webrtc_calls_in_progress{direction}     answered calls between an agent and Genesys not ended yet
                                           (direction: inbound = Genesys -> agent, outbound = agent -> Genesys)
@@ -47,15 +49,17 @@ class StateCollector(Collector):
         state = self.state
         counts = state.counts(self.clock())
         yield GaugeMetricFamily(
-            "webrtc_dns_registered_asterisk",
+            "webrtc_directory_numbers_registered_asterisk",
             "DNs with at least one contact registered at Asterisk",
             value=counts.registered_asterisk,
         )
         yield GaugeMetricFamily(
-            "webrtc_dns_bound_genesys", "DNs bound at Genesys through the active mode", value=counts.bound_genesys
+            "webrtc_directory_numbers_bound_genesys",
+            "DNs bound at Genesys through the active mode",
+            value=counts.bound_genesys,
         )
         yield GaugeMetricFamily(
-            "webrtc_dns_unbound_genesys",
+            "webrtc_directory_numbers_unbound_genesys",
             "DNs registered at Asterisk but not bound at Genesys",
             value=counts.unbound_genesys,
         )
@@ -67,6 +71,15 @@ class StateCollector(Collector):
         for reason, count in sorted(state.failures.items()):
             failures.add_metric([reason], count)
         yield failures
+        attempts = CounterMetricFamily(
+            "webrtc_forwarding_attempts",
+            "Registrations at Genesys whose answer the monitor saw, by path"
+            " (static: Asterisk's own, kamailio: forwarded)",
+            labels=["path"],
+        )
+        for path in ("static", "kamailio"):
+            attempts.add_metric([path], state.attempts[path])
+        yield attempts
         yield GaugeMetricFamily(
             "webrtc_monitor_ami_connected",
             "1 while the monitor is logged in to Asterisk's AMI",
@@ -83,7 +96,8 @@ class StateCollector(Collector):
         mode = GaugeMetricFamily(
             "webrtc_monitor_mode", "Active registration mode (1 for the mode in use)", labels=["mode"]
         )
-        mode.add_metric([state.mode], 1)
+        for name in ("kamailio", "static"):
+            mode.add_metric([name], int(name == state.mode))
         yield mode
         if state.mode == "kamailio":
             yield GaugeMetricFamily(

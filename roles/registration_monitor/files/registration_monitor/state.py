@@ -4,6 +4,9 @@
 - registrations: DN -> status of Asterisk's static registration at Genesys (Registry events +
                  PJSIPShowRegistrationsOutbound)
 - forwarded:     DN -> Genesys's last answer to Kamailio's mirror (htable fwdres, JSON-RPC)
+- attempts / failures: registrations at Genesys whose answer the monitor saw, by path (static:
+                 Asterisk's own, kamailio: forwarded), and the failed ones by reason; their ratio
+                 is the failure ratio
 
 "Bound at Genesys" depends on the active mode: static -> the DN's static registration is
 ``Registered``; kamailio -> the last forwarded answer is 2xx with expires > 0 and not yet run out.
@@ -149,6 +152,7 @@ class MonitorState:
         self.registrations: dict[str, str] = {}
         self.forwarded: dict[str, ForwardOutcome] = {}
         self.failures: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()
         self.ami_connected = False
         self.ami_reconnects = 0
         self.synced = False
@@ -187,6 +191,8 @@ class MonitorState:
     def apply_registry(self, change: RegistryChange, *, count: bool = True) -> str | None:
         """Apply a Registry event; the failure reason counted (each Rejected answer is one failure)."""
         self.registrations[change.dn] = change.status
+        if change.status in (REGISTERED, REJECTED) and count:
+            self.attempts["static"] += 1
         if change.status == REJECTED and count:
             self.failures["rejected"] += 1
             return "rejected"
@@ -204,6 +210,8 @@ class MonitorState:
             if old == new:
                 continue
             changes.append(RegistryChange(dn, new if new is not None else "Removed", ""))
+            if new in (REGISTERED, REJECTED) and self._registrations_baseline:
+                self.attempts["static"] += 1
             if new == REJECTED and self._registrations_baseline:
                 self.failures["rejected"] += 1
         self._registrations_baseline = True
@@ -221,6 +229,7 @@ class MonitorState:
         changed = [(dn, outcome) for dn, outcome in sorted(snapshot.items()) if self.forwarded.get(dn) != outcome]
         if self._forwarded_baseline:
             for _dn, outcome in changed:
+                self.attempts["kamailio"] += 1
                 reason = outcome.failure_reason
                 if reason is not None:
                     self.failures[reason] += 1
