@@ -32,12 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab import DN_PASSWORDS, FAR_END_PORT, GENESYS, STANDIN, healthz
+from lab import DN_PASSWORDS, FAR_END_PORT, GENESYS, STANDIN, healthz, wait_for
 from lab.browser import Browser, Phone
 from lab.farend import FarEnd, FarEndCall
 from lab.seed import capture, seed_revert, seed_rollback
 
-from bench.common import LAB_USERS, Config, Lab, bench_users, log, percentile, ratio, wait_until
+from bench.common import LAB_USERS, Config, Lab, bench_users, log, percentile, ratio
 
 AGENT = "1002"
 TARGET_P95_RATIO = 1.1
@@ -185,7 +185,7 @@ def _through_switch(
     thread = threading.Thread(target=run_switch, daemon=True)
     try:
         thread.start()
-        wait_until(f"nginx pointing at {target}", lambda: _healthz_is(target), timeout=300)
+        wait_for(f"nginx pointing at {target}", lambda: _healthz_is(target), timeout=300)
         if not waits_for_calls:
             thread.join(timeout=600)
         time.sleep(2)

@@ -26,13 +26,9 @@ from lab import (
     GATEWAY,
     LAB_VARS,
     PROJECT,
-    STANDIN_PROJECT,
     assert_loopback,
-    asterisk_cli,
-    compose,
+    dns_vars,
     gateway_state,
-    genesys_bindings,
-    kamailio_switch_action,
     run_playbook,
 )
 
@@ -67,12 +63,6 @@ def log(message: str) -> None:
 def bench_users(count: int) -> dict[str, str]:
     """The first `count` bench DNs and their passwords."""
     return {str(BENCH_DN_BASE + i): f"bench-{BENCH_DN_BASE + i}" for i in range(count)}
-
-
-def dns_vars(users: dict[str, str]) -> list[dict[str, str]]:
-    """webrtc_dns for a run: the lab's own DNs plus `users`."""
-    merged = {**LAB_USERS, **users}
-    return [{"dn": dn, "password": pw} for dn, pw in sorted(merged.items())]
 
 
 @dataclass
@@ -330,57 +320,6 @@ class Lab:
 
 
 # ---- the stand-in and Asterisk ------------------------------------------------------------
-def _bindings_or_none() -> dict[str, list[dict[str, Any]]] | None:
-    try:
-        bindings: dict[str, list[dict[str, Any]]] = genesys_bindings()
-    except (OSError, ValueError):
-        return None
-    return bindings
-
-
-def wait_until(what: str, probe: Any, timeout: float, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def forwarded_bound(dns: list[str] | set[str], bindings: dict[str, list[dict[str, Any]]] | None = None) -> set[str]:
-    """Which of `dns` have a binding at the stand-in that Kamailio made (no ;line=)."""
-    current = bindings if bindings is not None else genesys_bindings()
-    return {dn for dn in dns if any(";line=" not in b["contact"] for b in current.get(dn, []))}
-
-
-def restart_standin(reassert: bool = False) -> None:
-    """Forget every binding at the stand-in (it keeps them in memory only). Asterisk's static
-    registrations, if any, are sent again; with `reassert`, Kamailio's forwarded ones too."""
-    compose("restart", "genesys", project=STANDIN_PROJECT, timeout=120)
-    # A restart empties the registrar: once its RPC answers, whatever it holds is new.
-    wait_until("the stand-in back", lambda: _bindings_or_none() is not None, timeout=30)
-    state = gateway_state()
-    static = sorted(dn for dn, r in state["asterisk"]["registrations"].items() if r)
-    if static:
-        asterisk_cli("pjsip send register *all")
-        wait_until(
-            f"{len(static)} static registrations at the stand-in",
-            lambda: set(_bindings_or_none() or {}) >= set(static),
-            timeout=30 + len(static) / 50,
-        )
-    if reassert and state["services"].get("kamailio"):
-        forwarded = sorted(state["kamailio"]["forwarded"])
-        kamailio_switch_action("reassert")
-        if forwarded:
-            wait_until(
-                f"{len(forwarded)} forwarded registrations at the stand-in",
-                lambda: len(forwarded_bound(forwarded, _bindings_or_none() or {})) == len(forwarded),
-                timeout=30,
-            )
-
-
 def asterisk_contacts() -> dict[str, list[dict[str, str]]]:
     contacts: dict[str, list[dict[str, str]]] = gateway_state()["asterisk"]["contacts"]
     return contacts

@@ -19,8 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from lab import restart_standin
+
 from bench import ROOT, calls, static_scale, switch_cost, switch_gap, throughput, websocket
-from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, restart_standin, write_json
+from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, write_json
 from bench.report import load
 from bench.report import write as write_report
 from bench.sipp import clear_contacts

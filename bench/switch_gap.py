@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab import restart_standin
 from lab.gap import measure, running_clients
 from lab.seed import capture, seed_revert, seed_rollback
 
-from bench.common import LAB_USERS, Config, Lab, bench_users, log, median, percentile, restart_standin
+from bench.common import LAB_USERS, Config, Lab, bench_users, log, median, percentile
 from bench.sipp import clear_contacts
 
 

@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from lab import GATEWAY
+from lab import GATEWAY, forwarded_bound, restart_standin
 
 from bench.common import (
     ASTERISK_SIP_PORT,
@@ -25,11 +25,9 @@ from bench.common import (
     Config,
     Lab,
     bench_users,
-    forwarded_bound,
     log,
     median,
     ratio,
-    restart_standin,
 )
 from bench.sipp import clear_contacts, run_scenario
 

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from lab import GATEWAY, WSS_URL, client_command, client_env, genesys_bindings
+from lab import GATEWAY, WSS_URL, client_command, client_env, forwarded_bound, genesys_bindings, restart_standin
 
 from bench.common import (
     ASTERISK_WS_PORT,
@@ -30,11 +30,9 @@ from bench.common import (
     Lab,
     asterisk_contacts,
     bench_users,
-    forwarded_bound,
     log,
     median,
     ratio,
-    restart_standin,
 )
 from bench.sipp import clear_contacts
 

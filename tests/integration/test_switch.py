@@ -20,13 +20,15 @@ from lab import (
     LAB_VARS,
     PROJECT,
     ROOT,
-    STANDIN_PROJECT,
     asterisk_cli,
     compose,
+    dns_vars,
     ensure_mode,
     gateway_state,
     genesys_bindings,
+    restart_standin,
     run_playbook,
+    standin_registrar,
     wait_for,
 )
 from lab.gap import measure, running_clients
@@ -55,27 +57,6 @@ def report(name: str, figures: dict[str, Any]) -> None:
     (REPORTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
 
 
-def restart_standin() -> None:
-    """Forget every binding (the stand-in keeps them in memory only); Asterisk's static
-    registrations, if any, are sent again so the stand-in matches the gateway's state."""
-    compose("restart", "genesys", project=STANDIN_PROJECT)
-
-    def empty_standin() -> bool:
-        try:
-            return genesys_bindings() == {}
-        except OSError:  # still starting
-            return False
-
-    wait_for("the stand-in back", empty_standin, timeout=15)
-    if gateway_state()["asterisk"]["registrations"]:
-        asterisk_cli("pjsip send register *all")
-        wait_for("the static registrations at the stand-in", lambda: set(genesys_bindings()) >= set(DNS), timeout=15)
-
-
-def dns_vars(users: dict[str, str]) -> list[dict[str, str]]:
-    return [{"dn": dn, "password": pw} for dn, pw in sorted(users.items())]
-
-
 @pytest.fixture
 def fifty_dns_static() -> Iterator[dict[str, str]]:
     """50 DNs provisioned by the roles, in static mode on a single-contact stand-in."""
@@ -94,15 +75,8 @@ def fifty_dns_static() -> Iterator[dict[str, str]]:
 @pytest.fixture(params=["multiple", "single"])
 def registrar(request: pytest.FixtureRequest) -> Iterator[str]:
     """The stand-in's behaviour, declared to the collection the same way (webrtc_genesys_registrar)."""
-    behaviour = str(request.param)
-    result = run_playbook("lab.yml", {"webrtc_genesys_registrar": behaviour})
-    assert result.returncode == 0, result.stdout[-3000:]
-    yield behaviour
-    if behaviour != "multiple":
-        result = run_playbook("lab.yml", {"webrtc_genesys_registrar": "multiple"})
-        assert result.returncode == 0, result.stdout[-3000:]
-        restart_standin()
-        playbook("revert.yml")
+    with standin_registrar(str(request.param)) as behaviour:
+        yield behaviour
 
 
 # Issue: a rollback left DNs unbound when a forwarded registration lapsed mid-switch. Clients

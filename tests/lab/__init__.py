@@ -358,3 +358,66 @@ def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:
 def forwarded_bindings(dn: str) -> list[dict[str, Any]]:
     """The DN's bindings at the stand-in that Kamailio made (no ;line= of Asterisk's own)."""
     return [b for b in genesys_bindings().get(dn, []) if ";line=" not in b["contact"]]
+
+
+def dns_vars(users: dict[str, str]) -> list[dict[str, str]]:
+    """webrtc_dns for a run: the lab's own DNs plus `users`."""
+    merged = {**DN_PASSWORDS, **users}
+    return [{"dn": dn, "password": pw} for dn, pw in sorted(merged.items())]
+
+
+def _bindings_or_none() -> dict[str, list[dict[str, Any]]] | None:
+    try:
+        return genesys_bindings()
+    except (OSError, ValueError):
+        return None
+
+
+def forwarded_bound(dns: list[str] | set[str], bindings: dict[str, list[dict[str, Any]]] | None = None) -> set[str]:
+    """Which of `dns` have a binding at the stand-in that Kamailio made (no ;line=)."""
+    current = bindings if bindings is not None else genesys_bindings()
+    return {dn for dn in dns if any(";line=" not in b["contact"] for b in current.get(dn, []))}
+
+
+def restart_standin(reassert: bool = False) -> None:
+    """Forget every binding at the stand-in (it keeps them in memory only). Asterisk's static
+    registrations, if any, are sent again; with `reassert`, Kamailio's forwarded ones too."""
+    compose("restart", "genesys", project=STANDIN_PROJECT, timeout=120)
+    # A restart empties the registrar: once its RPC answers, whatever it holds is new.
+    wait_for("the stand-in back", lambda: _bindings_or_none() is not None, timeout=30)
+    state = gateway_state()
+    static = sorted(dn for dn, r in state["asterisk"]["registrations"].items() if r)
+    if static:
+        asterisk_cli("pjsip send register *all")
+        wait_for(
+            f"{len(static)} static registrations at the stand-in",
+            lambda: set(_bindings_or_none() or {}) >= set(static),
+            timeout=30 + len(static) / 50,
+        )
+    if reassert and state["services"].get("kamailio"):
+        forwarded = sorted(state["kamailio"]["forwarded"])
+        kamailio_switch_action("reassert")
+        if forwarded:
+            wait_for(
+                f"{len(forwarded)} forwarded registrations at the stand-in",
+                lambda: len(forwarded_bound(forwarded, _bindings_or_none() or {})) == len(forwarded),
+                timeout=30,
+            )
+
+
+@contextmanager
+def standin_registrar(behaviour: str) -> Iterator[str]:
+    """The stand-in keeping `behaviour` contacts per DN ("multiple" or "single"), declared to the
+    collection the same way (webrtc_genesys_registrar). Afterwards the lab's multiple-contact
+    stand-in again, with no binding left from the test, in kamailio mode."""
+    result = run_playbook("lab.yml", {"webrtc_genesys_registrar": behaviour})
+    assert result.returncode == 0, result.stdout[-3000:]
+    try:
+        yield behaviour
+    finally:
+        if behaviour != "multiple":
+            result = run_playbook("lab.yml", {"webrtc_genesys_registrar": "multiple"})
+            assert result.returncode == 0, result.stdout[-3000:]
+            restart_standin()
+            result = run_playbook("revert.yml")
+            assert result.returncode == 0, result.stdout[-3000:]
