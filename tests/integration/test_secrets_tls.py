@@ -28,6 +28,8 @@ AUTH = {"webrtc_genesys_auth_enabled": True, "webrtc_genesys_auth_password": SEC
 SECRET_FILES = [
     "asterisk/etc/pjsip.conf",
     "asterisk/etc/manager.conf",
+    "asterisk/etc/pjsip_secrets.conf",
+    "asterisk/etc/manager_secrets.conf",
     "kamailio/kamailio-proxy.cfg",
     "registration-monitor/etc/monitor.json",
     f"nginx/tls/{Path(LAB_VARS['nginx_tls_certificate_key']).name}",

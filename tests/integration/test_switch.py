@@ -234,6 +234,12 @@ def test_check_mode_shows_the_diff_and_changes_nothing(target: str) -> None:
     assert after == before
     wanted = f"+        server {GATEWAY}:{8080 if target == 'revert.yml' else 8088};"
     assert wanted in result.stdout, result.stdout[-4000:]
+    # pjsip.conf, the file a switch changes most, holds no secret: its diff is shown too
+    # (the static registrations added or removed); the credentials' include file is not.
+    sign = "-" if target == "revert.yml" else "+"
+    assert f"{sign}type=registration" in result.stdout, result.stdout[-4000:]
+    for secret in DN_PASSWORDS.values():
+        assert secret not in result.stdout
 
 
 def test_a_run_with_nothing_to_do_only_verifies_and_any_drift_takes_the_full_path() -> None:

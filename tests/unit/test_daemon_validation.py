@@ -231,5 +231,5 @@ def test_asterisk_reads_secrets_with_its_syntax_characters_back_as_they_are(runs
     # Asterisk shows an AMI secret only as "<Set>": the user must have loaded, with one.
     user = result.outputs["manager show user monitor"]
     assert re.search(r"^\s*secret:\s*<Set>\s*$", user, re.MULTILINE), _report("manager show user monitor", user)
-    manager = (runs.asterisk_dirs["encoded"] / "manager.conf").read_text()
+    manager = (runs.asterisk_dirs["encoded"] / "manager_secrets.conf").read_text()
     assert "secret=ami\\;secret\\;1\n" in manager, "the AMI secret's ';' must be written as '\\;'"

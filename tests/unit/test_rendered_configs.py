@@ -136,7 +136,23 @@ def test_nginx_speaks_only_tls_1_2_and_1_3(mode: str) -> None:
 
 
 def _pjsip(mode: str, **overrides: Any) -> str:
-    return render_lab("asterisk", "pjsip.conf.j2", mode, **overrides)
+    """pjsip.conf as Asterisk reads it: with its #include of the credentials in place."""
+    text = render_lab("asterisk", "pjsip.conf.j2", mode, **overrides)
+    secrets = render_lab("asterisk", "pjsip_secrets.conf.j2", mode, **overrides)
+    assert text.count("#include pjsip_secrets.conf\n") == 1
+    return text.replace("#include pjsip_secrets.conf\n", secrets)
+
+
+@modes
+def test_pjsip_conf_and_manager_conf_hold_no_secret(mode: str) -> None:
+    """The secrets are in the include files only, so --check --diff can show the main files."""
+    overrides = {"webrtc_genesys_auth_enabled": True, "webrtc_genesys_auth_password": "gen-pass-x"}
+    variables = lab_variables(mode, **overrides)
+    secrets = [dn["password"] for dn in variables["webrtc_dns"]] + ["gen-pass-x", str(variables["asterisk_ami_secret"])]
+    for name in ("pjsip.conf.j2", "manager.conf.j2"):
+        text = render_lab("asterisk", name, mode, **overrides)
+        assert not [secret for secret in secrets if secret in text], name
+        assert not re.search(r"^(password|secret)=", text, re.MULTILINE), name
 
 
 def test_static_mode_registers_every_dn_once() -> None:
