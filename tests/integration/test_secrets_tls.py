@@ -31,6 +31,7 @@ SECRET_FILES = [
     "asterisk/etc/pjsip_secrets.conf",
     "asterisk/etc/manager_secrets.conf",
     "kamailio/kamailio-proxy.cfg",
+    "kamailio/genesys-auth.cfg",
     "registration-monitor/etc/monitor.json",
     f"nginx/tls/{Path(LAB_VARS['nginx_tls_certificate_key']).name}",
 ]

@@ -124,10 +124,13 @@ cat /tmp/run.snapshot
 """
 
 
-def kamailio_check(config: str, workdir: Path) -> KamailioResult:
-    """``kamailio -c`` of ``config``, then Kamailio started for real for a moment (fixups run only then)."""
+def kamailio_check(config: str, workdir: Path, includes: dict[str, str] | None = None) -> KamailioResult:
+    """``kamailio -c`` of ``config`` (with the files it includes beside it), then Kamailio started
+    for real for a moment (fixups run only then)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "kamailio.cfg").write_text(config, encoding="utf-8")
+    for name, text in (includes or {}).items():
+        (workdir / name).write_text(text, encoding="utf-8")
     result = _run_isolated("-v", f"{workdir}:/etc/webrtc/kamailio:ro", IMAGE, "sh", "-c", _KAMAILIO_SCRIPT)
     fields: dict[str, str] = {}
     sections: dict[str, list[str]] = {}

@@ -46,6 +46,12 @@ class KamailioCase:
     def render(self) -> str:
         return render_lab(self.role, self.template, self.mode, **dict(self.overrides))
 
+    def includes(self) -> dict[str, str]:
+        """The files the config includes, rendered alike (the proxy's Genesys credentials)."""
+        if self.role != "kamailio":
+            return {}
+        return {"genesys-auth.cfg": render_lab(self.role, "genesys-auth.cfg.j2", self.mode, **dict(self.overrides))}
+
 
 KAMAILIO_CASES = (
     KamailioCase("proxy-kamailio", "kamailio", "kamailio-proxy.cfg.j2", "kamailio"),
@@ -116,7 +122,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRuns]:
     """Every daemon check of this module, started in parallel."""
     # Rendering happens here, in this thread: a template error fails the tests, not a worker.
     nginx_configs = {mode: render_lab("nginx", "nginx.conf.j2", mode) for mode in MODES}
-    kamailio_configs = {case.id: case.render() for case in KAMAILIO_CASES}
+    kamailio_configs = {case.id: (case.render(), case.includes()) for case in KAMAILIO_CASES}
     asterisk_dirs = {
         mode: asterisk_config_dir(_asterisk_rendered(mode), tmp_path_factory.mktemp(f"asterisk-{mode}"))
         for mode in MODES
@@ -134,9 +140,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRuns]:
         result.asterisk["encoded"] = pool.submit(
             asterisk_check, encoded_dir, "encoded", ("pjsip show auth 1002-auth", "manager show user monitor")
         )
-        for case_id, config in kamailio_configs.items():
+        for case_id, (config, includes) in kamailio_configs.items():
             result.kamailio[case_id] = pool.submit(
-                kamailio_check, config, tmp_path_factory.mktemp(f"kamailio-{case_id}")
+                kamailio_check, config, tmp_path_factory.mktemp(f"kamailio-{case_id}"), includes
             )
         for mode, config in nginx_configs.items():
             result.nginx[mode] = pool.submit(_nginx, config, mode, tmp_path_factory.mktemp(f"nginx-{mode}"))
