@@ -6,9 +6,9 @@
 
 The table sits between the README's "| Variable | Default | Description |" header and the end
 of that table. Rules: C(x), O(x) and V(x) become `x`, I(x) *x*; choices, required and no_log are
-appended; a shared setting (webrtc_*) outside the gateway role shows its first description
-line and points to the gateway role, where it is described in full; a list default longer than
-three items is summarised.
+appended; a list default longer than three items is summarised. The shared settings (webrtc_*)
+are declared once, in the gateway role; every other role's table ends with one row naming the
+shared settings its files use (found in its tasks, templates, defaults, vars and handlers).
 """
 
 from __future__ import annotations
@@ -54,10 +54,7 @@ def default_text(spec: dict[str, Any]) -> str:
 def description(role: str, name: str, spec: dict[str, Any]) -> str:
     lines = spec.get("description", [])
     lines = [lines] if isinstance(lines, str) else list(lines)
-    shared = name.startswith("webrtc_") and role != "gateway"
-    text = markup(" ".join(lines[:1] if shared else lines))
-    if shared:
-        text += " Shared setting, see the gateway role."
+    text = markup(" ".join(lines))
     if spec.get("choices"):
         text += " One of: " + ", ".join(f"`{c}`" for c in spec["choices"]) + "."
     if spec.get("required"):
@@ -73,14 +70,32 @@ def rows(role: str, options: dict[str, Any], prefix: str = "") -> list[str]:
         shown = f"{prefix}{name}"
         cells = [f"`{shown}`", cell(default_text(spec)), cell(description(role, name, spec))]
         out.append(("| " + " | ".join(cells) + " |").replace("|  |", "| |"))
-        if spec.get("options") and not (name.startswith("webrtc_") and role != "gateway"):
+        if spec.get("options"):
             out += rows(role, spec["options"], f"{shown}[]." if spec.get("type") == "list" else f"{shown}.")
     return out
 
 
+_SHARED = re.compile(r"\bwebrtc_[a-z_]+\b")
+_PLAY_LEVEL = {"webrtc_switch_serial", "webrtc_switch_max_fail_percentage", "webrtc_unbound_dns"}
+
+
+def shared_used(role_dir: Path) -> list[str]:
+    """The shared settings a role's files use (play keywords and stats names left out)."""
+    used: set[str] = set()
+    for folder in ("tasks", "templates", "defaults", "vars", "handlers"):
+        for path in sorted((role_dir / folder).rglob("*")) if (role_dir / folder).is_dir() else []:
+            if path.is_file():
+                used |= set(_SHARED.findall(path.read_text(errors="replace")))
+    return sorted(used - _PLAY_LEVEL)
+
+
 def table(role_dir: Path) -> str:
     specs = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]
-    return HEADER + "\n".join(rows(role_dir.name, specs["main"].get("options", {}))) + "\n"
+    lines = rows(role_dir.name, specs["main"].get("options", {}))
+    if role_dir.name != "gateway":
+        used = ", ".join(f"`{name}`" for name in shared_used(role_dir))
+        lines.append(f"| shared settings | | Declared once, in the gateway role (load it first): {used or 'none'}. |")
+    return HEADER + "\n".join(lines) + "\n"
 
 
 def replace_table(readme: str, new: str) -> str:

@@ -58,17 +58,21 @@ def _load_vars_file(path: Path) -> Mapping[str, Any]:
     return data
 
 
-def lab_variables(mode: str, **overrides: Any) -> dict[str, Any]:
-    """The variables a play on the lab inventory sees in ``mode``, plus ``overrides`` (as extra vars)."""
+def lab_variables(mode: str, only_roles: tuple[str, ...] | None = None, **overrides: Any) -> dict[str, Any]:
+    """The variables a play on the lab inventory sees in ``mode``, plus ``overrides`` (as extra vars).
+
+    ``only_roles``: the roles loaded (default: all), e.g. ("gateway",) for lab.yml, which loads
+    the gateway role alone."""
     if mode not in MODES:
         raise ValueError(f"unknown webrtc_mode {mode!r}")
     variables: dict[str, Any] = {}
-    for role in role_names():
+    roles = [role for role in role_names() if only_roles is None or role in only_roles]
+    for role in roles:
         defaults = ROLES / role / "defaults" / "main.yml"
         if defaults.is_file():
             variables.update(_load_vars_file(defaults))
     variables.update(_load_vars_file(LAB_GROUP_VARS))
-    for role in role_names():
+    for role in roles:
         role_vars = ROLES / role / "vars" / "main.yml"
         if role_vars.is_file():
             variables.update(_load_vars_file(role_vars))

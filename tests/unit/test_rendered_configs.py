@@ -85,6 +85,14 @@ def test_monitor_config_is_json_of_the_mode(mode: str) -> None:
 
 
 @modes
+@pytest.mark.parametrize("template", ["docker-compose.yml.j2", "Dockerfile.j2"])
+def test_gateway_templates_need_no_other_role(template: str, mode: str) -> None:
+    """lab.yml loads the gateway role alone and renders its compose file: no other role's
+    variable may appear in the gateway role's templates."""
+    render(ROLES / "gateway" / "templates" / template, lab_variables(mode, only_roles=("gateway",)))
+
+
+@modes
 @pytest.mark.parametrize("role", ["gateway", "lab_genesys"])
 def test_compose_files_are_yaml(role: str, mode: str) -> None:
     compose = yaml.safe_load(render_lab(role, "docker-compose.yml.j2", mode))
@@ -93,7 +101,9 @@ def test_compose_files_are_yaml(role: str, mode: str) -> None:
         assert service["network_mode"] == "host"
     if role == "gateway":  # docker compose ps shows the monitor unhealthy when /healthz fails
         probe = compose["services"]["registration-monitor"]["healthcheck"]["test"]
-        assert probe[:2] == ["CMD", "python3"] and f"'http://{GATEWAY}:9110/healthz'" in probe[-1], probe
+        assert probe[:3] == ["CMD", "python3", "-c"] and "/healthz" in probe[-1], probe
+        assert "/etc/webrtc/registration-monitor/monitor.json" in probe[-1]  # the monitor's own address
+        compile(probe[-1], "healthcheck", "exec")  # valid Python
 
 
 # --------------------------------------------------------------------------- nginx

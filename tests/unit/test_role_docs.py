@@ -7,6 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,3 +43,29 @@ def test_the_check_fails_on_drift(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 1 and "nginx" in result.stdout, result.stdout + result.stderr
+
+
+def _specs(role: Path) -> dict[str, Any]:
+    specs: dict[str, Any] = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    return specs
+
+
+def test_each_shared_setting_is_declared_once_in_the_gateway_role() -> None:
+    """Issue 15: the shared settings (webrtc_*) are declared in the gateway role only; every one
+    another role uses is among them."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from role_docs import shared_used  # noqa: PLC0415 - the script is not a package
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    declared = {name for name in _specs(ROOT / "roles/gateway")["main"]["options"] if name.startswith("webrtc_")}
+    for role in sorted((ROOT / "roles").iterdir()):
+        if role.name == "gateway" or not (role / "meta/argument_specs.yml").exists():
+            continue
+        for entry, spec in _specs(role).items():
+            again = [name for name in spec.get("options") or {} if name.startswith("webrtc_")]
+            assert again == [], f"{role.name} {entry} declares shared settings again: {again}"
+        undeclared = set(shared_used(role)) - declared
+        assert not undeclared, f"{role.name} uses shared settings the gateway role does not declare: {undeclared}"
+    # validate.yml, the checks the switch runs first, covers the same set
+    assert set(_specs(ROOT / "roles/gateway")["validate.yml"]["options"]) == declared
