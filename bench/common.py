@@ -147,7 +147,9 @@ def preset(mode: str, out: Path) -> Config:
         out=out,
         n_dns=1000,
         m_clients=200,
-        rates=[100, 200, 400, 800, 1600, 3200],
+        # Finer steps where the two targets part: a ratio read off a doubling ladder can only
+        # be 1, 0.5 or 0.25.
+        rates=[100, 200, 400, 800, 1200, 1600, 2000, 2400, 2800, 3200, 4000, 4800, 6400],
         reps=3,
         min_run_s=2.0,
         ws_reps=3,

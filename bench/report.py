@@ -70,6 +70,9 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         "delay_p50_ms_direct": (common.get("direct") or {}).get("p50_ms"),
         "delay_p95_ms_direct": (common.get("direct") or {}).get("p95_ms"),
         "delay_p99_ms_direct": (common.get("direct") or {}).get("p99_ms"),
+        # where the time goes (bench/cpu.py): CPU ms per registration by part, at delay_rate
+        "cpu_ms_per_registration_kamailio": (common.get("kamailio") or {}).get("cpu_ms_per_registration"),
+        "cpu_ms_per_registration_direct": (common.get("direct") or {}).get("cpu_ms_per_registration"),
         "lost_dns": tp.get("lost_dns"),
         "bound_at_standin": (tp.get("verification") or {}).get("bound_at_standin"),
         "n_dns": tp.get("n_dns"),
@@ -169,6 +172,14 @@ def delays(summary: dict[str, Any], path: str) -> str:
     return " / ".join(fmt(summary[f"delay_{p}_ms_{path}"]) for p in ("p50", "p95", "p99")) + " ms"
 
 
+def cpu_parts(parts: dict[str, float] | None) -> str:
+    """ "1.19 (asterisk 0.38, container runtime 0.31, ...)": total first, largest part first."""
+    if not parts:
+        return "n/a"
+    ranked = sorted(parts.items(), key=lambda item: -item[1])
+    return f"{sum(parts.values()):.2f} (" + ", ".join(f"{part} {ms:.2f}" for part, ms in ranked) + ")"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     s = summary
     rows = [
@@ -177,6 +188,14 @@ def markdown(summary: dict[str, Any]) -> str:
         ("Throughput ratio Kamailio / Asterisk alone", fmt(s["throughput_ratio_kamailio_vs_direct"])),
         (f"Registration delay p50/p95/p99 at {fmt(s['delay_rate'], '/s')}, via Kamailio", delays(s, "kamailio")),
         (f"Registration delay p50/p95/p99 at {fmt(s['delay_rate'], '/s')}, Asterisk alone", delays(s, "direct")),
+        (
+            f"CPU ms per registration at {fmt(s['delay_rate'], '/s')}, via Kamailio (by part)",
+            cpu_parts(s.get("cpu_ms_per_registration_kamailio")),
+        ),
+        (
+            f"CPU ms per registration at {fmt(s['delay_rate'], '/s')}, Asterisk alone (by part)",
+            cpu_parts(s.get("cpu_ms_per_registration_direct")),
+        ),
         (
             f"DNs bound at the stand-in after {fmt(s['n_dns'])} via Kamailio (lost)",
             f"{fmt(s['bound_at_standin'])} ({fmt(s['lost_dns'])} lost)",

@@ -20,6 +20,7 @@ from lab import GATEWAY, assert_loopback
 
 from bench import ROOT
 from bench.common import ASTERISK_SIP_PORT, SIPP_ADDRESS, BenchError, Config, asterisk_contacts, log, percentile
+from bench.cpu import CpuSample
 
 SCENARIOS = ROOT / "bench/sipp"
 _COUNTER = itertools.count(1)
@@ -135,6 +136,7 @@ def run_scenario(
         str(workdir / "errors.log"),
         "-nostdin",
     ]
+    cpu = CpuSample.take()
     started = time.monotonic()
     result = subprocess.run(
         cmd,
@@ -146,6 +148,7 @@ def run_scenario(
         check=False,
     )
     wall = time.monotonic() - started
+    used = cpu.since("sipp")
     (workdir / "screen.txt").write_text(result.stdout[-20000:] + result.stderr[-5000:])
     stat_file = workdir / "stat.csv"
     if not stat_file.exists():
@@ -169,6 +172,13 @@ def run_scenario(
         "achieved_rate": round(successful / span_s, 1) if span_s > 0 else None,
         "wall_s": round(wall, 2),
         "returncode": result.returncode,
+        # CPU seconds per part of the lab during the run (bench/cpu.py), and per registration
+        "cpu": used,
+        "cpu_ms_per_registration": {
+            part: round(1000 * seconds / successful, 3) for part, seconds in used["cpu_s"].items()
+        }
+        if successful
+        else None,
         "rtt_ms": {
             "count": len(rtts),
             "p50": percentile(rtts, 50),

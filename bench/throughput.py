@@ -49,6 +49,12 @@ def summarise_rate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r["rtt_ms"][key] for r in runs if r["rtt_ms"].get(key) is not None]
         return median(values)
 
+    def med_cpu() -> dict[str, float]:
+        measured = [r["cpu_ms_per_registration"] for r in runs if r.get("cpu_ms_per_registration")]
+        parts = {part for m in measured for part in m}
+        per_part = {part: median([m.get(part, 0.0) for m in measured]) for part in sorted(parts)}
+        return {part: value for part, value in per_part.items() if value is not None}
+
     success = med("success_ratio") or 0.0
     return {
         "offered_rate": runs[0]["offered_rate"],
@@ -63,6 +69,8 @@ def summarise_rate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p95_ms": med_rtt("p95"),
         "p99_ms": med_rtt("p99"),
         "max_ms": med_rtt("max"),
+        # where the time goes: CPU milliseconds per registration by part (median over reps)
+        "cpu_ms_per_registration": med_cpu(),
     }
 
 
@@ -116,8 +124,12 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
         d = direct_rates[k["offered_rate"]]
         at_common = {
             "offered_rate": k["offered_rate"],
-            "kamailio": {key: k[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate")},
-            "direct": {key: d[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate")},
+            "kamailio": {
+                key: k[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate", "cpu_ms_per_registration")
+            },
+            "direct": {
+                key: d[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate", "cpu_ms_per_registration")
+            },
         }
     verify = verification(cfg, users, max_k or cfg.rates[0])
     cleanup = clear_contacts(cfg, users)

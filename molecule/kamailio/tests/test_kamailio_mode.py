@@ -87,6 +87,12 @@ def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
     positions = [log.find(step) for step in SEED_SEQUENCE]
     assert -1 not in positions, dict(zip(SEED_SEQUENCE, positions, strict=True))
     assert positions == sorted(positions), "the seed's log sequence is out of order"
+    # Fewer, richer lines (each is paid for in the container runtime's log path): the
+    # challenge, the accepted REGISTER with its forward to Genesys, and Genesys's answer.
+    lines = [line for line in log.splitlines() if "DN 1002" in line or "REGISTER from sip:1002@" in line]
+    assert len([line for line in lines if "REGISTER from sip:1002@" in line]) == 2, lines
+    accepted = [line for line in lines if "Asterisk REGISTER reply: 200 OK" in line]
+    assert any("Sending REGISTER to Genesys for DN 1002" in line for line in accepted), lines
 
 
 def test_unregister_removes_the_genesys_binding() -> None:
