@@ -158,6 +158,13 @@ def test_broken_value_fails_in_preflight_with_nothing_changed() -> None:
 def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None:
     ensure_mode("static")
     stopped = threading.Event()
+    # What the backup step tidies: a stray Ansible backup beside a live config (older
+    # releases), and more old switch backups than mode_switch_backup_keep.
+    stray = PROJECT / "kamailio/kamailio-proxy.cfg.4242.2026-01-01@00:00:00~"
+    stray.write_text("# a stray backup\n")
+    keep = int(LAB_VARS.get("mode_switch_backup_keep", 20))
+    for i in range(keep + 2):
+        (PROJECT / f"backup/2000-01-01T00:00:{i:02d}Z-to-static").mkdir(parents=True, exist_ok=True)
 
     squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -193,10 +200,12 @@ def test_failure_after_the_configs_switched_restores_the_previous_mode() -> None
     assert all(any(is_static_contact(b["contact"]) for b in bindings.get(dn, [])) for dn in DNS), bindings
     assert "Registered" in asterisk_cli("pjsip show registrations")
     # Backups only under <project>/backup/ (none beside the live configs), newest kept.
-    stray = [path for folder in ("nginx", "kamailio", "asterisk/etc") for path in (PROJECT / folder).glob("*~")]
-    assert not stray, f"backups beside the live configs: {stray[:5]}"
+    beside = [path for folder in ("nginx", "kamailio", "asterisk/etc") for path in (PROJECT / folder).glob("*~")]
+    assert not beside, f"backups beside the live configs: {beside[:5]}"
+    assert (PROJECT / "backup/stray" / stray.name).read_text() == "# a stray backup\n"
     backups = sorted((PROJECT / "backup").glob("*Z-to-*"))
-    assert 0 < len(backups) <= int(LAB_VARS.get("mode_switch_backup_keep", 20)), backups
+    assert 0 < len(backups) <= keep, backups
+    assert not list((PROJECT / "backup").glob("2000-01-01T00:00:00Z-*")), "the oldest backup was kept"
     assert (backups[-1] / "asterisk__etc__pjsip.conf").is_file(), sorted(backups[-1].iterdir())
 
 

@@ -37,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -299,11 +300,19 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
     services = running_services(project)
     mode_file = project / "mode"
     asterisk: dict[str, Any] = {"contacts": {}, "registrations": {}}
-    if services["asterisk"]:
-        asterisk["contacts"] = parse_contacts(asterisk_cli(project, "pjsip show contacts"))
-        asterisk["registrations"] = parse_registrations(asterisk_cli(project, "pjsip show registrations"), prefix)
-    forwarded = kamailio_forwarded(rpc_url) if services["kamailio"] else None
-    calls = calls_in_progress(project) if services["asterisk"] else {}
+    # The daemons are asked at the same time: a switch polls this while it waits.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        if services["asterisk"]:
+            contacts = pool.submit(asterisk_cli, project, "pjsip show contacts")
+            registrations = pool.submit(asterisk_cli, project, "pjsip show registrations")
+            calls_asked = pool.submit(calls_in_progress, project)
+        if services["kamailio"]:
+            forwarded_asked = pool.submit(kamailio_forwarded, rpc_url)
+        if services["asterisk"]:
+            asterisk["contacts"] = parse_contacts(contacts.result())
+            asterisk["registrations"] = parse_registrations(registrations.result(), prefix)
+        forwarded = forwarded_asked.result() if services["kamailio"] else None
+        calls = calls_asked.result() if services["asterisk"] else {}
     now = time.time()
     bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
     bound_forwarded = sorted(

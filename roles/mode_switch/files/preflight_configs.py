@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Pre-flight of a mode switch: have the daemons themselves check the rendered configs.
 
-    preflight_configs.py --image IMG --stage DIR [--bundle DIR/bundle.json --keys KEYDIR]
+    preflight_configs.py --image IMG [--stage DIR] [--bundle bundle.json --keys KEYDIR]
                          --address ADDR --mode kamailio --dns 1002,1003
 
 DIR holds what the switch is about to install: nginx/ (nginx.conf, tls/), kamailio/
-(kamailio-proxy.cfg), asterisk/etc/. With --bundle, DIR is filled from that JSON file
-({path relative to DIR: content}, removed once unpacked) and Asterisk's DTLS keys are copied
-from KEYDIR into asterisk/etc/keys/. The three daemons check at the same time, each in a
+(kamailio-proxy.cfg), asterisk/etc/. Without --stage, a private temporary directory, removed
+at the end. With --bundle, DIR is filled from that JSON file ({path relative to DIR:
+content}, removed once read) and Asterisk's DTLS keys are copied from KEYDIR into
+asterisk/etc/keys/. The three daemons check at the same time, each in a
 throwaway container of the
 gateway image with no network (the gateway's address is added to its loopback), so nothing
 on the host is touched or contacted:
@@ -28,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -134,7 +136,7 @@ def unpack(stage: Path, bundle: Path, keys: Path | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", required=True)
-    parser.add_argument("--stage", type=Path, required=True)
+    parser.add_argument("--stage", type=Path, help="the staging directory (default: a temporary one)")
     parser.add_argument("--address", required=True, help="the gateway address the configs bind")
     parser.add_argument("--mode", choices=["kamailio", "static"], required=True)
     parser.add_argument("--dns", default="", help="comma-separated DNs")
@@ -142,15 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=Path, help="Asterisk's DTLS key directory, copied to asterisk/etc/keys")
     args = parser.parse_args(argv)
     dns = [dn for dn in args.dns.split(",") if dn]
-    if args.bundle is not None:
-        unpack(args.stage, args.bundle, args.keys)
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {
-            "nginx": pool.submit(check_nginx, args.image, args.stage, args.address),
-            "kamailio": pool.submit(check_kamailio, args.image, args.stage, args.address),
-            "asterisk": pool.submit(check_asterisk, args.image, args.stage, args.address, args.mode, dns),
-        }
-        results = {daemon: future.result() for daemon, future in futures.items()}
+    stage = args.stage or Path(tempfile.mkdtemp(prefix="webrtc-preflight."))
+    try:
+        if args.bundle is not None:
+            unpack(stage, args.bundle, args.keys)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = {
+                "nginx": pool.submit(check_nginx, args.image, stage, args.address),
+                "kamailio": pool.submit(check_kamailio, args.image, stage, args.address),
+                "asterisk": pool.submit(check_asterisk, args.image, stage, args.address, args.mode, dns),
+            }
+            results = {daemon: future.result() for daemon, future in futures.items()}
+    finally:
+        if args.bundle is not None:
+            args.bundle.unlink(missing_ok=True)
+        if args.stage is None:
+            shutil.rmtree(stage, ignore_errors=True)
     for daemon, problems in results.items():
         print(f"{daemon}: {'ok' if not problems else 'FAILED'}")
         for problem in problems:
