@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,12 @@ from bench.report import write as write_report
 from bench.sipp import clear_contacts
 
 BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost", "calls")
+# What a run writes into --out (raw per-run files go under tmp/): a whole run starts by
+# removing them, so the directory only ever holds one invocation's record.
+OUTPUTS = (
+    *(f"{b}.json" for b in BENCHES),
+    *("summary.json", "summary.md", "registration_delay.png", "switch_bindings.png"),
+)
 # Rough costs (seconds) the time budget keeps free for what follows a benchmark.
 RESTORE_S = 100
 GAP_S = 300
@@ -126,28 +133,31 @@ def restore(lab: Lab) -> None:
     restart_standin()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    cfg = configure(args)
-    selected = [b for b in BENCHES if not args.only or b in args.only.split(",")]
-    unknown = set(filter(None, args.only.split(","))) - set(BENCHES)
-    if unknown:
-        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    log(f"{cfg.mode} run of {', '.join(selected)} into {cfg.out}")
-    lab = Lab(cfg)
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, `kill`) stops the run like Ctrl-C: recorded, not lost."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_selected(
+    selected: list[str], cfg: Config, lab: Lab, restore_after: bool, date: str
+) -> tuple[dict[str, str], bool]:
+    """Run each benchmark, writing its result file; (errors by benchmark, interrupted)."""
     errors: dict[str, str] = {}
-    try:  # stale contacts of the lab's own DNs would make the first revert wait for them
-        clear_contacts(cfg, LAB_USERS)
-    except (BenchError, OSError, AssertionError, subprocess.SubprocessError) as error:
-        log(f"could not clear the lab DNs' contacts: {error}")
     for name in selected:
         bench_started = time.monotonic()
         log(f"=== {name} ({cfg.left():.0f} s of budget left)")
         try:
-            result = run_one(name, cfg, lab, reserve_after(name, selected, cfg, not args.no_restore))
+            result = run_one(name, cfg, lab, reserve_after(name, selected, cfg, restore_after))
+        except KeyboardInterrupt as error:
+            errors[name] = f"interrupted ({str(error) or 'Ctrl-C'}) after {time.monotonic() - bench_started:.0f} s"
+            for later in selected[selected.index(name) + 1 :]:
+                errors[later] = "not run: the run was interrupted"
+            log(f"{name} INTERRUPTED: recording what ran, the lab is left as it is")
+            return errors, True
         except Exception as error:
             errors[name] = f"{type(error).__name__}: {error}"[:2000]
             (cfg.raw / f"{name}.error.txt").write_text(traceback.format_exc())
@@ -158,7 +168,33 @@ def main(argv: list[str] | None = None) -> int:
         result["date"] = date
         write_json(cfg.out / f"{name}.json", result)
         log(f"{name} done in {result['seconds']} s")
-    if not args.no_restore:
+    return errors, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    interrupt_on_sigterm()
+    cfg = configure(args)
+    selected = [b for b in BENCHES if not args.only or b in args.only.split(",")]
+    unknown = set(filter(None, args.only.split(","))) - set(BENCHES)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    if not args.only:
+        for name in OUTPUTS:
+            (cfg.out / name).unlink(missing_ok=True)
+    started = time.monotonic()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    log(f"{cfg.mode} run of {', '.join(selected)} into {cfg.out}")
+    lab = Lab(cfg)
+    try:  # stale contacts of the lab's own DNs would make the first revert wait for them
+        clear_contacts(cfg, LAB_USERS)
+    except (BenchError, OSError, AssertionError, subprocess.SubprocessError) as error:
+        log(f"could not clear the lab DNs' contacts: {error}")
+    errors, interrupted = run_selected(selected, cfg, lab, not args.no_restore, date)
+    if interrupted:
+        errors["restore"] = "not run: the run was interrupted (the lab is left as the interrupted benchmark left it)"
+    elif not args.no_restore:
         try:
             restore(lab)
         except Exception as error:
@@ -174,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "playbook_runs": len(lab.runs),
     }
     write_report(cfg.out, run_info(load(cfg.out, "summary"), invocation, cfg.mode, bool(args.only)))
-    return 1 if errors else 0
+    return 130 if interrupted else (1 if errors else 0)
 
 
 def run_info(previous: dict[str, Any], invocation: dict[str, Any], mode: str, partial: bool) -> dict[str, Any]:

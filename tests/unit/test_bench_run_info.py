@@ -45,3 +45,37 @@ def test_a_partial_run_of_another_mode_does_not_mix_with_the_record() -> None:
     previous = run_info({}, invocation("t0", ["throughput"]), "full", partial=False)
     info = run_info(previous, invocation("t1", ["throughput"]), "smoke", partial=True)
     assert [run["started"] for run in info["invocations"]] == ["t1"]
+
+
+class FakeLab:
+    def __init__(self) -> None:
+        self.runs: list[Any] = []
+        self.state = None
+
+
+def test_an_interrupted_benchmark_is_recorded_and_stops_the_run(tmp_path: Path, monkeypatch: Any) -> None:
+    """Ctrl-C (or SIGTERM, turned into one) during a benchmark: its error names the
+    interruption, the ones after it are named as not run, the exit code is 130."""
+    from bench import run  # noqa: PLC0415
+
+    ran: list[str] = []
+
+    def run_one(name: str, *_: Any) -> dict[str, Any]:
+        ran.append(name)
+        if name == "websocket":
+            raise KeyboardInterrupt
+        return {"benchmark": name}
+
+    monkeypatch.setattr(run, "run_one", run_one)
+    cfg = run.configure(run.parse_args(["--mode", "smoke", "--out", str(tmp_path)]))
+    errors, interrupted = run.run_selected(["throughput", "websocket", "calls"], cfg, FakeLab(), True, "t0")  # type: ignore[arg-type]
+    assert interrupted and ran == ["throughput", "websocket"]
+    assert errors["websocket"].startswith("interrupted (Ctrl-C)")
+    assert errors["calls"] == "not run: the run was interrupted"
+    assert (tmp_path / "throughput.json").is_file()
+
+
+def test_a_whole_run_removes_the_previous_record_first() -> None:
+    from bench import run  # noqa: PLC0415
+
+    assert {"summary.json", "summary.md", "throughput.json", "calls.json"} <= set(run.OUTPUTS)
