@@ -44,8 +44,8 @@ KAMAILIO_SIP_PORT = int(LAB_VARS.get("webrtc_kamailio_sip_port", 5070))
 ASTERISK_WS_PORT = int(LAB_VARS.get("webrtc_asterisk_ws_port", 8088))
 # Kamailio settings the benchmark runs with (passed as extra vars to every playbook of a run):
 # a pike limit above what SIPp offers from its single address (2 requests per registration).
-# kamailio_log_sequence stays on (the default): with it off, the rendered kamailio-proxy.cfg
-# has an empty else block and `kamailio -c` rejects it (pre-flight fails); see BENCHMARKS.md.
+# kamailio_log_sequence stays on (the default), as operators run it; --no-kamailio-log-sequence
+# turns it off for a comparison.
 BENCH_KAMAILIO_VARS: dict[str, Any] = {"kamailio_pike_density": 100000}
 
 for _address in (GATEWAY, SIPP_ADDRESS):
