@@ -91,10 +91,12 @@ def run(cfg: Config, lab: Lab, reserve_s: float = 0) -> dict[str, Any]:
             results.append({"bench_dns": size, "skipped": "time budget"})
             continue
         expected = len({**LAB_USERS, **users})
-        # rollback.yml waits mode_switch_static_wait (default 60 s) for every static registration.
+        # rollback.yml waits mode_switch_static_wait (default 60 s) for every static registration,
+        # and its bridge must outlast that wait by 60 s (the switch's own input check).
         wait = max(60, expected // 10)
+        extra = {"mode_switch_static_wait": wait, "mode_switch_bridge_expires": max(300, wait + 60)}
         try:
-            provision = lab.ensure("static", users, {"mode_switch_static_wait": wait})
+            provision = lab.ensure("static", users, extra)
             restarts = [restart_once(expected, timeout=90 + expected / 20) for _ in range(cfg.scale_reps)]
         except (BenchError, AssertionError, OSError) as error:
             log(f"static scale: {size} DNs failed: {error}")
