@@ -73,6 +73,17 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         # where the time goes (bench/cpu.py): CPU ms per registration by part, at delay_rate
         "cpu_ms_per_registration_kamailio": (common.get("kamailio") or {}).get("cpu_ms_per_registration"),
         "cpu_ms_per_registration_direct": (common.get("direct") or {}).get("cpu_ms_per_registration"),
+        # every rate of the ladder, both paths (medians over the repetitions)
+        "throughput_per_rate": [
+            {
+                "path": target,
+                **{k: r.get(k) for k in ("offered_rate", "success_ratio", "achieved_rate", "retransmissions")},
+                **{k: r.get(k) for k in ("p50_ms", "p95_ms", "p99_ms")},
+                "cpu_ms": round(sum((r.get("cpu_ms_per_registration") or {}).values()), 2) or None,
+            }
+            for target, rows in (tp.get("per_rate") or {}).items()
+            for r in rows
+        ],
         "lost_dns": tp.get("lost_dns"),
         "bound_at_standin": (tp.get("verification") or {}).get("bound_at_standin"),
         "n_dns": tp.get("n_dns"),
@@ -291,6 +302,21 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {name} | {fmt(met)} |" for name, met in s["targets"].items()]
     lines += [f"| {name} | not measured in this run |" for name in s.get("targets_not_measured", [])]
+    if s.get("throughput_per_rate"):
+        lines += [
+            "",
+            "| offered/s | path | success | achieved/s | retransmissions | p50 / p95 / p99 (ms) "
+            "| CPU ms / registration |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in s["throughput_per_rate"]:
+            path = "Kamailio" if r["path"] == "kamailio" else "Asterisk alone"
+            success = f"{100 * r['success_ratio']:.2f} %" if r["success_ratio"] is not None else "n/a"
+            percentiles = " / ".join(fmt(r[f"{p}_ms"]) for p in ("p50", "p95", "p99"))
+            lines.append(
+                f"| {r['offered_rate']} | {path} | {success} | {fmt(r['achieved_rate'])} | {fmt(r['retransmissions'])} "
+                f"| {percentiles} | {fmt(r['cpu_ms'])} |"
+            )
     lines += ["", machine_line]
     return "\n".join(lines) + "\n"
 
