@@ -26,7 +26,7 @@ help: ## List the targets
 host: ## Install and start the Docker engine and compose v2 (Debian), SIPp, Node
 	@bash scripts/bootstrap-host.sh
 
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt requirements-runtime.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
