@@ -10,7 +10,8 @@ runs, the test checks what an agent would notice:
   - a new call placed to 1002 while the switch runs is answered, with audio;
   - hold and resume on 1003's call, still on the previous path, work;
   - 1003 hangs up: the BYE reaches Genesys, the switch then finishes, having cut no call and named
-    the calls it waited for; 1003's client is on the new path.
+    the calls it waited for; 1003's client is on the new path;
+  - after the switch, 1003 calls out on the new path: audio, hold and resume, its BYE reaches Genesys.
 The stand-in's bindings of both DNs are sampled every 100 ms all along: neither DN is ever
 seen unbound (resolution: the 100 ms interval; an unanswered sample counts as unbound).
 Both directions; each against the registrar behaviour named in its parameter.
@@ -174,6 +175,20 @@ def check_switch_with_calls(
             output = switch.output()
         outbound.wait_event("registered", 15, since=moved_out, fail_on=("registrationFailed",))
         wait_for(f"{OUTBOUND} registered through the {target} path", lambda: on_path(OUTBOUND, target) or None, 10)
+
+        # After the switch, on the new path: a call with audio, hold and resume, ended by the agent.
+        mark_after = outbound.call("5551300")
+        call_after = far_end.wait_incoming(15)
+        outbound.wait_event("confirmed", 15, since=mark_after, fail_on=("failed",))
+        outbound.wait_media(min_packets=20, timeout=15)
+        assert_audio_flows(outbound, call_after, "on a call after the switch")
+        outbound.hold()
+        wait_for("Genesys told of the hold after the switch", lambda: call_after.remote_hold or None, 5)
+        outbound.unhold()
+        wait_for("Genesys told of the resume after the switch", lambda: (not call_after.remote_hold) or None, 5)
+        assert_audio_flows(outbound, call_after, "after hold and resume after the switch")
+        assert outbound.hangup()
+        assert call_after.wait_ended(10), "the agent's BYE after the switch never reached Genesys"
     finally:
         sampler.stop()
         inbound.close()
