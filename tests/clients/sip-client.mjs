@@ -40,7 +40,9 @@ const emit = (dn, event, extra = {}) => {
 };
 
 function startUser(spec) {
-  const [dn, password] = spec.split(':');
+  // DN:password, split at the first ':' only (a password may hold ':').
+  const cut = spec.indexOf(':');
+  const [dn, password] = [spec.slice(0, cut), spec.slice(cut + 1)];
   const socket = new JsSIP.WebSocketInterface(args.url);
   const ua = new JsSIP.UA({
     sockets: [socket],

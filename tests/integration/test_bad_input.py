@@ -3,6 +3,7 @@ row and playbook. Each run fails before anything changes, naming the variable.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,28 @@ def test_bad_input_is_refused_before_any_change(row: dict[str, Any], playbook: s
     assert result.returncode != 0, output[-2000:]
     assert "changed: [" not in output, "something changed before the input was refused"
     assert row["expect"] in output, output[-2000:]
+    for other_rule in row.get("unexpected", []):
+        assert other_rule not in refusal(output), f"the refusal names another rule ({other_rule}): {refusal(output)}"
     assert after == before
     for secret in secrets_of(row["vars"]):
         assert secret not in output, f"the refused secret of row {row['id']} was printed"
+
+
+def refusal(output: str) -> str:
+    """What the run refused with: the messages of its "fatal:" and "failed:" results (one per
+    broken rule; an argument-spec failure's errors, not the whole spec it prints)."""
+    messages: list[str] = []
+    for line in output.splitlines():
+        if not line.startswith(("fatal: [", "failed: [")):
+            continue
+        head, _, body = line.partition(" => ")
+        try:
+            result = json.loads(body)
+        except ValueError:
+            messages.append(line)
+            continue
+        messages += [head, str(result.get("msg", "")), *map(str, result.get("argument_errors", []))]
+    return "\n".join(messages)
 
 
 def secrets_of(variables: dict[str, Any]) -> list[str]:

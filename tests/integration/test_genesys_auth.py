@@ -13,8 +13,10 @@ from lab import (
     STANDIN_PROJECT,
     WHOLE_HISTORY,
     compose,
+    dns_vars,
     ensure_mode,
     forwarded_bindings,
+    genesys_bindings,
     run_client,
     run_playbook,
     service_log,
@@ -69,7 +71,7 @@ def test_no_password_in_any_log(genesys_demands_auth: None) -> None:
 
 
 def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so(genesys_demands_auth: None) -> None:
-    """Last in the module: the fixture's teardown renders Kamailio again without auth."""
+    """Near the end of the module: the fixture's teardown renders Kamailio again without auth."""
     wrong = {**AUTH, "webrtc_genesys_auth_password": "not-the-genesys-password"}
     ensure_mode("kamailio", wrong)
     started = utc_now()
@@ -81,3 +83,38 @@ def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so(genesys_demand
     )
     assert "Genesys REGISTER reply for DN 1002" in log
     assert forwarded_bindings(DN) == []
+
+
+# Accepted secrets holding the characters each config file gives a meaning: for Asterisk ";"
+# (a comment), "\;", "#", "[", "=>", "$"; for Kamailio's quoted strings ";", "#", "$", "'",
+# braces; an inner space, ":" (the digest's separator) and a non-ASCII letter. The input checks
+# accept them, so they must work: the agent registers with its password and the gateway at
+# Genesys with its credentials, in both modes.
+AWKWARD_DN_PASSWORD = 'p"q;r\\;s#[x]=>y$z {a}: ü'
+AWKWARD = {
+    **AUTH,
+    "webrtc_genesys_auth_user": "gw;user#1$x",
+    "webrtc_genesys_auth_password": "g;p#w$r'd{x}[y]=z :q",
+    "webrtc_dns": dns_vars({DN: AWKWARD_DN_PASSWORD}),
+}
+
+
+@pytest.mark.parametrize("mode", ["kamailio", "static"])
+def test_accepted_secrets_with_config_syntax_characters_work(genesys_demands_auth: None, mode: str) -> None:
+    """Last in the module: the fixture's teardown brings back the lab's own secrets and mode."""
+    if mode == "kamailio":
+        _lab(AWKWARD)  # the stand-in demands the awkward Genesys credentials; kamailio mode
+    else:
+        ensure_mode("static", AWKWARD)
+        # Asterisk's own registration of the DN, with the Genesys credentials from pjsip.conf.
+        wait_for(
+            "Asterisk's static registration of 1002 bound at the authenticating stand-in",
+            lambda: [b for b in genesys_bindings().get(DN, []) if ";line=" in b["contact"]],
+            timeout=30,
+        )
+    events = run_client({DN: AWKWARD_DN_PASSWORD}, "register")
+    assert any(e.get("event") == "registered" for e in events), events
+    if mode == "kamailio":
+        # Kamailio's mirrored registration, with the Genesys credentials from genesys-auth.cfg.
+        wait_for("1002 forwarded and bound at the authenticating stand-in", lambda: forwarded_bindings(DN), timeout=10)
+    run_client({DN: AWKWARD_DN_PASSWORD}, "unregister")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ from .rendering import MODES, ROLES, ROOT, all_templates, lab_variables, render,
 GATEWAY = "127.0.0.54"
 GENESYS = "127.0.0.81"
 LAB_DNS = ("1002", "1003")
+GENESYS_USER = "gateway"
 GENESYS_PASSWORD = "lab-genesys-secret"
 WS_UPSTREAM = {"kamailio": f"{GATEWAY}:8080", "static": f"{GATEWAY}:8088"}
 
@@ -307,7 +309,10 @@ def test_standin_defines_follow_behaviour_and_auth(behaviour: str, auth: bool) -
     defines = kamailio_defines(text)
     assert ("WITH_SINGLE_CONTACT" in defines) == (behaviour == "single")
     assert ("WITH_AUTH" in defines) == auth
-    assert (GENESYS_PASSWORD in text) == auth
+    # The password only as its digest HA1, whatever characters it holds.
+    assert GENESYS_PASSWORD not in text
+    ha1 = hashlib.md5(f"{GENESYS_USER}:{GENESYS}:{GENESYS_PASSWORD}".encode()).hexdigest()
+    assert (defines.get("AUTH_HA1") == f'"{ha1}"') == auth
     assert kamailio_listens(text) == {f"udp:{GENESYS}:5060", f"tcp:{GENESYS}:8081"}
 
 
