@@ -100,10 +100,21 @@ def test_hostile_message_gets_an_error_or_is_dropped_and_the_edge_keeps_serving(
     agent: Client, name: str, transport: str
 ) -> None:
     row = ROWS_BY_NAME[name]
+    before = bound_at_genesys()
     status = send_udp(row) if transport == "udp" else send_wss(row)
     assert status is None or status >= 300, f"{name} over {transport} was accepted: {status}"
     assert status in row.allowed, f"{name} ({row.attack}) over {transport}: {status}, allowed {row.allowed}"
+    # No effect: no binding at Genesys appeared, moved or went (a dropped message that had
+    # changed something would not count as dropped) ...
+    assert bound_at_genesys() == before, f"{name} over {transport} changed the bindings at Genesys"
+    # ... and the edge is still serving.
     assert legit_registers() == 200, f"a legitimate client was refused after {name} over {transport}"
+
+
+def bound_at_genesys() -> set[tuple[str, str]]:
+    """(DN, contact) of every binding at the stand-in but the legitimate client's, which the
+    check after each message renews."""
+    return {(dn, b["contact"]) for dn, found in genesys_bindings().items() if dn != LEGIT for b in found}
 
 
 @pytest.mark.parametrize("origin", FOREIGN_ORIGINS)
