@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup host venv clients base-image lab deploy revert rollback status genesys-bindings \
+.PHONY: help setup host venv clients base-image lab deploy revert rollback status genesys-bindings image-pins \
         test lint unit molecule molecule-static molecule-kamailio integration lab-down clean
 
 help: ## List the targets
@@ -26,10 +26,11 @@ help: ## List the targets
 host: ## Install and start the Docker engine and compose v2 (Debian), SIPp, Node
 	@bash scripts/bootstrap-host.sh
 
-$(BIN)/.installed: requirements.txt requirements-runtime.txt
+$(BIN)/.installed: requirements.txt requirements-runtime.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 venv: $(BIN)/.installed ## Python virtualenv with the pinned tool chain
@@ -63,6 +64,9 @@ status: ## Show the gateway's mode, services, bindings, unbound DNs and calls (r
 
 rollback: lab ## Switch the lab to static mode (playbooks/rollback.yml)
 	$(PLAYBOOK) -i $(INVENTORY) playbooks/rollback.yml
+
+image-pins: host base-image ## Move the image's package pins to what the Debian archive has now (then: make test)
+	python3 scripts/image_pins.py --base-image $(BASE_IMAGE)
 
 genesys-bindings: ## Print the Genesys stand-in's bindings as JSON
 	@python3 scripts/genesys_bindings.py
@@ -112,4 +116,4 @@ bench: lab clients $(BIN)/.bench-installed ## Benchmarks on the lab (N=1000 DNs,
 	$(BIN)/python -m bench.run --mode full --out bench/results $(BENCH_OPTS)
 
 bench-smoke: lab clients $(BIN)/.bench-installed ## The benchmarks' smoke run (N=20, M=5), well-formed results only
-	$(BIN)/pytest tests/bench $(PYTEST_OPTS)
+	$(BIN)/pytest tests/bench_smoke $(PYTEST_OPTS)

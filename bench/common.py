@@ -25,6 +25,7 @@ import yaml
 from lab import (
     GATEWAY,
     LAB_VARS,
+    MODE_PLAYBOOKS,
     PROJECT,
     assert_loopback,
     dns_vars,
@@ -318,7 +319,7 @@ class Lab:
         """Bring the lab to `mode` with exactly the lab DNs plus `users` (no-op when there)."""
         if self.state == (mode, frozenset({**LAB_USERS, **users})):
             return None
-        return self.playbook("revert.yml" if mode == "kamailio" else "rollback.yml", users, extra)
+        return self.playbook(MODE_PLAYBOOKS[mode], users, extra)
 
 
 # ---- the stand-in and Asterisk ------------------------------------------------------------

@@ -27,6 +27,7 @@ from lab import (
     DN_PASSWORDS,
     GENESYS,
     LAB_VARS,
+    MODE_PLAYBOOKS,
     STANDIN,
     asterisk_cli,
     ensure_mode,
@@ -47,7 +48,6 @@ from lab.gap import Sampler
 INBOUND, OUTBOUND = "1002", "1003"
 NUMBER = "5551000"
 MIN_ENERGY = 100.0  # the fake microphone's tone reads ~700 at the far end; silence reads 0
-PLAYBOOK = {"static": "rollback.yml", "kamailio": "revert.yml"}
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
@@ -131,7 +131,7 @@ def check_switch_with_calls(
         outbound.wait_media(min_packets=30, timeout=15)
 
         sampler.start()
-        with playbook_running(PLAYBOOK[target], extra) as switch:
+        with playbook_running(MODE_PLAYBOOKS[target], extra) as switch:
             wait_for(f"nginx's /ws pointing at {target}", lambda: healthz() == f"ok {target}" or None, timeout=240)
             time.sleep(2)  # past the drain of the idle connections
             assert switch.proc.poll() is None, f"the switch ended with calls still up:\n{switch.output()[-3000:]}"

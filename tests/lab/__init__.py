@@ -10,7 +10,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -22,17 +21,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from genesys_bindings import dump as _dump_bindings
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from genesys_bindings import dump as _dump_bindings  # noqa: E402
 
 LAB_VARS: dict[str, Any] = yaml.safe_load((ROOT / "inventories/lab/group_vars/gateways.yml").read_text())
 PROJECT = Path(LAB_VARS["webrtc_project_dir"])
 GATEWAY = LAB_VARS["webrtc_gateway_address"]
 GENESYS = LAB_VARS["webrtc_genesys_address"]
 WSS_URL = f"wss://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/ws"
+HEALTHZ_URL = f"https://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/healthz"
+# host:port of the contact Genesys holds for a DN bound through the gateway (Asterisk's SIP).
+GATEWAY_DEFAULTS: dict[str, Any] = yaml.safe_load((ROOT / "roles/gateway/defaults/main.yml").read_text())
+ASTERISK_SIP = f"{GATEWAY}:{LAB_VARS.get('webrtc_asterisk_sip_port', GATEWAY_DEFAULTS['webrtc_asterisk_sip_port'])}"
 STANDIN_RPC = f"http://{GENESYS}:8081/RPC"
 STANDIN_PROJECT = Path(LAB_VARS["lab_root"]) / "genesys"
 KAMAILIO_RPC = f"http://{LAB_VARS['webrtc_kamailio_rpc_address']}:5071/RPC"
@@ -41,6 +42,8 @@ DN_PASSWORDS: dict[str, str] = {d["dn"]: d["password"] for d in LAB_VARS["webrtc
 # (tests/lab/farend.py on roles/lab_genesys lab_genesys_far_end).
 STANDIN = (GENESYS, int(LAB_VARS["webrtc_genesys_port"]))
 FAR_END_PORT = 5090
+# The collection's playbook that reaches each mode.
+MODE_PLAYBOOKS = {"kamailio": "revert.yml", "static": "rollback.yml"}
 CLIENT = ROOT / "tests/clients/sip-client.mjs"
 
 T = TypeVar("T")
@@ -341,14 +344,13 @@ def healthz() -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
-    url = f"https://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/healthz"
-    with urllib.request.urlopen(url, context=context, timeout=3) as response:
+    with urllib.request.urlopen(HEALTHZ_URL, context=context, timeout=3) as response:
         return str(response.read().decode().strip())
 
 
 def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:
     """Bring the lab to a mode with the collection's own playbook (no-op when already there)."""
-    playbook = "revert.yml" if mode == "kamailio" else "rollback.yml"
+    playbook = MODE_PLAYBOOKS[mode]
     if not extra_vars and gateway_state().get("mode") == mode:
         return
     result = run_playbook(playbook, extra_vars)

@@ -6,7 +6,6 @@ listener). Lab loopback addresses only.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import socket
@@ -23,6 +22,7 @@ from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from lab import assert_loopback
+from lab.farend import digest_authorization as farend_digest
 
 _STATUS = re.compile(r"^(?:SIP/2\.0|HTTP/1\.[01]) (\d{3}) ([^\r\n]*)")
 
@@ -51,22 +51,9 @@ def parse_response(text: str) -> Response:
 def digest_authorization(
     challenge: str, username: str, password: str, uri: str, *, method: str = "REGISTER", header: str = "Authorization"
 ) -> str:
-    """An Authorization header answering a WWW-Authenticate challenge (MD5, qop=auth or none)."""
-    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
-    realm, nonce = params["realm"], params["nonce"]
-    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
-    parts = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"', "algorithm=MD5"]
-    if "auth" in params.get("qop", "").split(","):
-        cnonce, nc = secrets.token_hex(8), "00000001"
-        response = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-        parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
-    else:
-        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
-    parts.append(f'response="{response}"')
-    if "opaque" in params:
-        parts.append(f'opaque="{params["opaque"]}"')
-    return f"{header}: Digest " + ", ".join(parts)
+    """An Authorization header answering a WWW-Authenticate challenge (MD5, qop=auth or none):
+    the lab's one digest implementation, farend.py's, with the header name in front."""
+    return f"{header}: " + farend_digest(challenge, username, password, method, uri)
 
 
 @dataclass

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from .daemons import unavailable_reason
+from lab.daemons import unavailable_reason
 
 UNIT_DIR = Path(__file__).resolve().parent
 

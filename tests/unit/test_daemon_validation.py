@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .daemons import (
+from lab.daemons import (
     AsteriskResult,
     KamailioResult,
     NginxResult,
@@ -25,7 +24,7 @@ from .daemons import (
     kamailio_check,
     nginx_test,
 )
-from .rendering import MODES, ROLES, lab_variables, render, render_lab
+from lab.rendering import MODES, ROLES, lab_variables, render, render_lab
 
 pytestmark = pytest.mark.daemon
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lab.rendering import MODES, ROLES, ROOT, all_templates, lab_variables, render, render_lab
 
 from .configs import (
     asterisk_sections,
@@ -20,7 +21,6 @@ from .configs import (
     nginx_strip_comments,
     sections_of_type,
 )
-from .rendering import MODES, ROLES, ROOT, all_templates, lab_variables, render, render_lab
 
 # The lab inventory (inventories/lab/group_vars/gateways.yml) these expectations are written for.
 GATEWAY = "127.0.0.54"

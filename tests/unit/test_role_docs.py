@@ -53,11 +53,8 @@ def _specs(role: Path) -> dict[str, Any]:
 def test_each_shared_setting_is_declared_once_in_the_gateway_role() -> None:
     """Issue 15: the shared settings (webrtc_*) are declared in the gateway role only; every one
     another role uses is among them."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from role_docs import shared_used  # noqa: PLC0415 - the script is not a package
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from role_docs import shared_used  # noqa: PLC0415
+
     declared = {name for name in _specs(ROOT / "roles/gateway")["main"]["options"] if name.startswith("webrtc_")}
     for role in sorted((ROOT / "roles").iterdir()):
         if role.name == "gateway" or not (role / "meta/argument_specs.yml").exists():

@@ -6,8 +6,10 @@ import time
 
 import pytest
 from lab import (
+    ASTERISK_SIP,
     DN_PASSWORDS,
     GATEWAY,
+    HEALTHZ_URL,
     PROJECT,
     asterisk_cli,
     compose,
@@ -65,7 +67,7 @@ def test_no_static_registrations() -> None:
 def test_nginx_sends_ws_to_kamailio(host) -> None:
     conf = host.file(str(PROJECT / "nginx/nginx.conf")).content_string
     assert f"server {GATEWAY}:8080;" in conf
-    health = host.run(f"curl -sk https://{GATEWAY}:8443/healthz")
+    health = host.run(f"curl -sk {HEALTHZ_URL}")
     assert health.stdout.strip() == "ok kamailio"
 
 
@@ -76,7 +78,7 @@ def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
             "1002 bound at the Genesys stand-in through Kamailio",
             lambda: [b for b in genesys_bindings().get("1002", []) if ";line=" not in b["contact"]],
         )
-        assert binding[0]["contact"] == f"sip:1002@{GATEWAY}:5060"
+        assert binding[0]["contact"] == f"sip:1002@{ASTERISK_SIP}"
         assert 590 <= binding[0]["expires"] <= 600
         assert "1002/" in asterisk_cli("pjsip show contacts")
         log = wait_for_text(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from lab import (
+    ASTERISK_SIP,
     DN_PASSWORDS,
     GATEWAY,
+    HEALTHZ_URL,
     PROJECT,
     asterisk_cli,
     compose,
@@ -35,7 +37,7 @@ def test_kamailio_is_stopped() -> None:
 def test_nginx_sends_ws_to_asterisk(host) -> None:
     conf = host.file(str(PROJECT / "nginx/nginx.conf")).content_string
     assert f"server {GATEWAY}:8088;" in conf
-    assert host.run(f"curl -sk https://{GATEWAY}:8443/healthz").stdout.strip() == "ok static"
+    assert host.run(f"curl -sk {HEALTHZ_URL}").stdout.strip() == "ok static"
 
 
 def test_every_dn_has_a_registered_static_registration() -> None:
@@ -48,7 +50,7 @@ def test_every_dn_has_a_registered_static_registration() -> None:
 def test_standin_holds_the_dns_bound_by_asterisk() -> None:
     bindings = genesys_bindings()
     for dn in DN_PASSWORDS:
-        lines = [b for b in bindings.get(dn, []) if b["contact"].startswith(f"sip:{dn}@{GATEWAY}:5060;line=")]
+        lines = [b for b in bindings.get(dn, []) if b["contact"].startswith(f"sip:{dn}@{ASTERISK_SIP};line=")]
         assert lines, bindings
 
 

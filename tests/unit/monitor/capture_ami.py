@@ -4,7 +4,7 @@
     .venv/bin/python tests/unit/monitor/capture_ami.py [--out tests/unit/monitor/fixtures]
 
 Host side (venv Python): renders the asterisk and kamailio roles' templates for the lab inventory
-with every address moved to 127.0.0.1 (tests/unit/rendering.py, the renderer of the unit suite)
+with every address moved to 127.0.0.1 (tests/lab/rendering.py, the renderer of the unit suite)
 plus the asterisk role's fixed files, and runs this same script inside a throwaway container of
 the gateway image:
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import re
 import secrets
@@ -53,6 +52,7 @@ GENESYS_PORT = 5090
 KAMAILIO_PORT = 5070
 KAMAILIO_RPC = "http://127.0.0.1:5071/RPC"
 MARKER = "::capture::"
+FAREND = Path(__file__).resolve().parent.parent.parent / "lab" / "farend.py"  # host side (tests/lab)
 
 
 # --------------------------------------------------------------------------- host side
@@ -60,10 +60,8 @@ MARKER = "::capture::"
 
 def render_configs(etc: Path) -> None:
     """The asterisk role's configs (pjsip.conf.<mode> for both modes) and kamailio-proxy.cfg, on 127.0.0.1."""
-    tests_dir = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(tests_dir))
-    from unit.daemons import dtls_pair  # noqa: PLC0415
-    from unit.rendering import ROLES, lab_variables, render, template_path  # noqa: PLC0415
+    from lab.daemons import dtls_pair  # noqa: PLC0415 (host side only: the container has no Ansible)
+    from lab.rendering import ROLES, lab_variables, render, template_path  # noqa: PLC0415
 
     overrides: dict[str, Any] = {
         "webrtc_gateway_address": "127.0.0.1",
@@ -130,6 +128,7 @@ def host_main(out: Path, image: str, keep: bool) -> int:
         render_configs(work / "etc")
         (work / "capture").mkdir()
         shutil.copyfile(__file__, work / "capture" / "capture_ami.py")
+        shutil.copyfile(FAREND, work / "capture" / "farend.py")  # the digest code
         mounts = [f"{work / 'kamailio'}:/etc/webrtc/kamailio:ro"]
         if not run_capture(image, work, "capture_ami.py", mounts=mounts, out=out, stale=["*.ami", "*.htable.json"]):
             keep = True
@@ -152,22 +151,11 @@ def _header(text: str, name: str) -> str:
 
 
 def digest_authorization(challenge: str, username: str, password: str, uri: str, method: str = "REGISTER") -> str:
-    """Authorization header answering a WWW-Authenticate challenge (tests/lab/rawsip.py's logic)."""
-    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
-    realm, nonce = params["realm"], params["nonce"]
-    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
-    parts = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"', "algorithm=MD5"]
-    if "auth" in params.get("qop", "").split(","):
-        cnonce, nc = secrets.token_hex(8), "00000001"
-        response = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-        parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
-    else:
-        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
-    parts.append(f'response="{response}"')
-    if "opaque" in params:
-        parts.append(f'opaque="{params["opaque"]}"')
-    return "Authorization: Digest " + ", ".join(parts)
+    """Authorization header answering a WWW-Authenticate challenge: the lab's one digest
+    implementation (tests/lab/farend.py, stdlib only, copied beside this script in the container)."""
+    from farend import digest_authorization as farend_digest  # noqa: PLC0415 (container side only)
+
+    return "Authorization: " + farend_digest(challenge, username, password, method, uri)
 
 
 class SipClient:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import re
 import secrets
@@ -46,11 +47,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+if __package__:  # imported by the unit tests: capture_ami is its sibling module, under its plain name too
+    sys.modules.setdefault("capture_ami", importlib.import_module(f"{__package__}.capture_ami"))
+# Run as a script (on the host, or in the container under /capture), capture_ami.py is beside it.
 from capture_ami import (
     AMI_USER,
     DNS,
+    FAREND,
     GENESYS_ADDRESS,
     GENESYS_PORT,
     IMAGE,
@@ -110,7 +113,7 @@ def host_main(out: Path, image: str, keep: bool) -> int:
         capture = work / "capture"
         capture.mkdir()
         here = Path(__file__).resolve().parent
-        for script in (here / "capture_ami.py", here / "capture_calls.py", here.parents[1] / "lab" / "farend.py"):
+        for script in (here / "capture_ami.py", here / "capture_calls.py", FAREND):
             shutil.copyfile(script, capture / script.name)
         if not run_capture(image, work, "capture_calls.py", mounts=[], out=out, stale=["*.ami", "manifest.json"]):
             keep = True

@@ -20,8 +20,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from capture_ami import SipClient, cli, genesys_responder, start_asterisk, start_kamailio
 
 BASE = "http://127.0.0.1:9110"

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from capture_ami import DNS, GENESYS_ADDRESS, GENESYS_PORT, cli, start_asterisk
 from capture_calls import AGENT, AGENT_ADDRESS, ASTERISK_SIP, NUMBER, OFFLINE_AGENT, REFUSED_NUMBER, register

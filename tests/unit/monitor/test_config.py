@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.rendering import MODES, render_lab
 from registration_monitor.__main__ import RedactSecret, main
 from registration_monitor.config import Config, ConfigError, Secret, load_config, parse_config
-
-from ..rendering import MODES, render_lab
 
 SECRET = "s3cr3t-ami-value"
 

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.daemons import IMAGE, docker
 
-from ..daemons import IMAGE, docker
-from .capture_ami import AMI_SECRET, AMI_USER, render_configs
+from .capture_ami import AMI_SECRET, AMI_USER, FAREND, render_configs
 from .capture_calls import prepare_configs
 from .test_http import STABLE_NAMES
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parents[2] / "roles" / "registration_monitor" / "files" / "registration_monitor"
-FAREND = HERE.parents[1] / "lab" / "farend.py"
 
 
 def monitor_config() -> dict[str, Any]:
@@ -69,7 +68,7 @@ def run_container(work: Path, capture: Path, script: str) -> dict[str, Any]:
 
 def run_in_image(work: Path) -> dict[str, Any]:
     render_configs(work / "etc")
-    capture = prepare_capture_dir(work, (HERE / "capture_ami.py", HERE / "in_image.py"))
+    capture = prepare_capture_dir(work, (HERE / "capture_ami.py", HERE / "in_image.py", FAREND))
     return run_container(work, capture, "in_image.py")
 
 

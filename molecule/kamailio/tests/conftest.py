@@ -1,6 +1,0 @@
-"""Make the lab helpers (tests/lab) importable from the molecule verifiers."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
