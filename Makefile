@@ -74,13 +74,14 @@ genesys-bindings: ## Print the Genesys stand-in's bindings as JSON
 # ---- tests -----------------------------------------------------------------------------
 test: setup lint lab unit molecule integration bench-smoke ## Run every test (lint, unit, molecule, integration, benchmark smoke)
 
-lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy, ansible-test sanity
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy, ansible-test sanity, changelog fragments
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production --offline
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	bash scripts/sanity.sh
+	$(BIN)/antsibull-changelog lint
 
 unit: venv lab ## Template rendering + daemon validation (nginx -t, kamailio -c, Asterisk load)
 	WEBRTC_REQUIRE_DAEMONS=1 $(BIN)/pytest tests/unit $(PYTEST_OPTS)

@@ -11,7 +11,7 @@
 #   yamllint                 yamllint -s in make lint
 #   validate-modules, ansible-doc, import, runtime-metadata, action-plugin-docs
 #                            the collection ships roles and playbooks, no modules or plugins
-#   changelog                CHANGELOG.md, no changelogs/ fragments
+#   changelog                antsibull-changelog lint in make lint
 #   pslint, shellcheck       no PowerShell; shellcheck is not among the tools make host installs
 set -euo pipefail
 cd "$(dirname "$0")/.."
