@@ -17,6 +17,7 @@ from lab import (
     ensure_mode,
     forwarded_bindings,
     genesys_bindings,
+    monitor_gauge,
     run_client,
     run_playbook,
     service_log,
@@ -88,14 +89,16 @@ def test_wrong_genesys_password_leaves_the_dn_unbound_and_says_so(genesys_demand
 # Accepted secrets holding the characters each config file gives a meaning: for Asterisk ";"
 # (a comment), "\;", "#", "[", "=>", "$"; for Kamailio's quoted strings ";", "#", "$", "'",
 # braces; an inner space, ":" (the digest's separator) and a non-ASCII letter. The input checks
-# accept them, so they must work: the agent registers with its password and the gateway at
-# Genesys with its credentials, in both modes.
+# accept them, so they must work: the agent registers with its password, the gateway at
+# Genesys with its credentials and the monitor at Asterisk's AMI with its secret, in both modes.
 AWKWARD_DN_PASSWORD = 'p"q;r\\;s#[x]=>y$z {a}: ü'
 AWKWARD = {
     **AUTH,
     "webrtc_genesys_auth_user": "gw;user#1$x",
     "webrtc_genesys_auth_password": "g;p#w$r'd{x}[y]=z :q",
     "webrtc_dns": dns_vars({DN: AWKWARD_DN_PASSWORD}),
+    # manager.conf's secret and the monitor's JSON config
+    "asterisk_ami_secret": "ami;se#cr$et'\"{1}=>",
 }
 
 
@@ -118,3 +121,5 @@ def test_accepted_secrets_with_config_syntax_characters_work(genesys_demands_aut
         # Kamailio's mirrored registration, with the Genesys credentials from genesys-auth.cfg.
         wait_for("1002 forwarded and bound at the authenticating stand-in", lambda: forwarded_bindings(DN), timeout=10)
     run_client({DN: AWKWARD_DN_PASSWORD}, "unregister")
+    # The registration monitor logs in to Asterisk's AMI with the awkward secret.
+    wait_for("the monitor logged in to AMI", lambda: monitor_gauge("webrtc_monitor_ami_connected") == 1, timeout=30)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from lab import (
     DN_PASSWORDS,
-    GATEWAY,
+    MONITOR,
     STANDIN_PROJECT,
     asterisk_cli,
     compose,
@@ -21,24 +21,14 @@ from lab import (
     utc_now,
     wait_for,
 )
+from lab import (
+    monitor_gauge as gauge,
+)
+from lab import (
+    monitor_metrics as metrics,
+)
 
-MONITOR = f"http://{GATEWAY}:9110"
 DN = "1002"
-
-
-def metrics() -> dict[str, float]:
-    with urllib.request.urlopen(f"{MONITOR}/metrics", timeout=3) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        match = re.match(r"^(webrtc_[a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
-        if match:
-            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return values
-
-
-def gauge(name: str) -> float:
-    return metrics().get(name, -1.0)
 
 
 def unbound_dns() -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ PROJECT = Path(LAB_VARS["webrtc_project_dir"])
 GATEWAY = LAB_VARS["webrtc_gateway_address"]
 GENESYS = LAB_VARS["webrtc_genesys_address"]
 WSS_URL = f"wss://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/ws"
+MONITOR = f"http://{GATEWAY}:{LAB_VARS.get('registration_monitor_listen_port', 9110)}"
 HEALTHZ_URL = f"https://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/healthz"
 # host:port of the contact Genesys holds for a DN bound through the gateway (Asterisk's SIP).
 GATEWAY_DEFAULTS: dict[str, Any] = yaml.safe_load((ROOT / "roles/gateway/defaults/main.yml").read_text())
@@ -337,6 +339,23 @@ def playbook_running(playbook: str, extra_vars: dict[str, Any] | None = None) ->
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def monitor_metrics() -> dict[str, float]:
+    """The registration monitor's /metrics, as {name{labels}: value} for its webrtc_* series."""
+    with urllib.request.urlopen(f"{MONITOR}/metrics", timeout=3) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(webrtc_[a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
+        if match:
+            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return values
+
+
+def monitor_gauge(name: str) -> float:
+    """One series of the monitor's /metrics; -1 when it is not there."""
+    return monitor_metrics().get(name, -1.0)
 
 
 def healthz() -> str:
