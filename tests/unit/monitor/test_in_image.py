@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 from lab.daemons import IMAGE, docker
+from monitor_capture import capture_ami
+from monitor_capture.capture_ami import AMI_SECRET, AMI_USER, FAREND, render_configs
+from monitor_capture.capture_calls import prepare_configs
 
-from .capture_ami import AMI_SECRET, AMI_USER, FAREND, render_configs
-from .capture_calls import prepare_configs
 from .test_http import STABLE_NAMES
 
 HERE = Path(__file__).resolve().parent
+# The capture tools (scripts/monitor_capture): the container side of these tests imports them.
+CAPTURE = Path(capture_ami.__file__).resolve().parent
 PACKAGE = HERE.parents[2] / "roles" / "registration_monitor" / "files" / "registration_monitor"
 
 
@@ -68,7 +71,7 @@ def run_container(work: Path, capture: Path, script: str) -> dict[str, Any]:
 
 def run_in_image(work: Path) -> dict[str, Any]:
     render_configs(work / "etc")
-    capture = prepare_capture_dir(work, (HERE / "capture_ami.py", HERE / "in_image.py", FAREND))
+    capture = prepare_capture_dir(work, (CAPTURE / "capture_ami.py", HERE / "in_image.py", FAREND))
     return run_container(work, capture, "in_image.py")
 
 
@@ -76,8 +79,13 @@ def run_calls_in_image(work: Path) -> dict[str, Any]:
     """capture_calls.py's configs (plain-RTP DN 1002, read=...,call granted), calls with two far ends."""
     prepare_configs(work / "etc")
     shutil.copyfile(work / "etc" / "manager.conf.call", work / "etc" / "manager.conf")
-    scripts = ("capture_ami.py", "capture_calls.py", "in_image.py", "in_image_calls.py")
-    capture = prepare_capture_dir(work, (*(HERE / script for script in scripts), FAREND))
+    scripts = (
+        CAPTURE / "capture_ami.py",
+        CAPTURE / "capture_calls.py",
+        HERE / "in_image.py",
+        HERE / "in_image_calls.py",
+    )
+    capture = prepare_capture_dir(work, (*scripts, FAREND))
     return run_container(work, capture, "in_image_calls.py")
 
 

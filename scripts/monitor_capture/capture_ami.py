@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Capture real AMI traffic of Asterisk 22 for the registration monitor's unit tests.
 
-    .venv/bin/python tests/unit/monitor/capture_ami.py [--out tests/unit/monitor/fixtures]
+    .venv/bin/python scripts/monitor_capture/capture_ami.py [--out tests/unit/monitor/fixtures]
 
 Host side (venv Python): renders the asterisk and kamailio roles' templates for the lab inventory
 with every address moved to 127.0.0.1 (tests/lab/rendering.py, the renderer of the unit suite)
@@ -52,7 +52,10 @@ GENESYS_PORT = 5090
 KAMAILIO_PORT = 5070
 KAMAILIO_RPC = "http://127.0.0.1:5071/RPC"
 MARKER = "::capture::"
-FAREND = Path(__file__).resolve().parent.parent.parent / "lab" / "farend.py"  # host side (tests/lab)
+# The repository, on the host (in the container, where this file sits in /capture: "/", unused).
+ROOT = Path(__file__).resolve().parent.parent.parent
+FAREND = ROOT / "tests" / "lab" / "farend.py"
+FIXTURES = ROOT / "tests" / "unit" / "monitor" / "fixtures"
 
 
 # --------------------------------------------------------------------------- host side
@@ -544,7 +547,7 @@ async def inside_main(root: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures")
+    parser.add_argument("--out", type=Path, default=FIXTURES)
     parser.add_argument("--image", default=IMAGE)
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Capture real AMI traffic of calls through Asterisk 22 for the registration monitor's unit tests.
 
-    .venv/bin/python tests/unit/monitor/capture_calls.py [--out tests/unit/monitor/fixtures/calls] [--keep]
+    .venv/bin/python scripts/monitor_capture/capture_calls.py [--out tests/unit/monitor/fixtures/calls] [--keep]
 
 Host side (venv Python): renders the asterisk role's configs the way capture_ami.py does (kamailio
 mode, every address on loopback, "Genesys" on 127.0.0.2:5090), then adds two capture-only changes:
@@ -54,6 +54,7 @@ from capture_ami import (
     AMI_USER,
     DNS,
     FAREND,
+    FIXTURES,
     GENESYS_ADDRESS,
     GENESYS_PORT,
     IMAGE,
@@ -523,7 +524,7 @@ def _read_line(path: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures" / "calls")
+    parser.add_argument("--out", type=Path, default=FIXTURES / "calls")
     parser.add_argument("--image", default=IMAGE)
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
