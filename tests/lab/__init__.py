@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import yaml
 from genesys_bindings import dump as _dump_bindings
 
+from .polling import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LAB_VARS: dict[str, Any] = yaml.safe_load((ROOT / "inventories/lab/group_vars/gateways.yml").read_text())
@@ -149,18 +151,6 @@ def kamailio_switch_action(action: str, dn: str | None = None) -> dict[str, Any]
     with urllib.request.urlopen(url, timeout=30) as response:
         answer: dict[str, Any] = json.load(response)
     return answer
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15, interval: float = 0.2) -> T:
-    """Poll until probe() returns something truthy; fail with `what` if it never does."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def rising(probe: Callable[[], int], seconds: float = 1.0) -> bool:

@@ -14,13 +14,13 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from capture_ami import SipClient, cli, genesys_responder, start_asterisk, start_kamailio
+from polling import wait_for
 
 BASE = "http://127.0.0.1:9110"
 
@@ -33,16 +33,6 @@ def get(path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
     except OSError:
         return 0, ""
-
-
-def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def state() -> dict[str, Any]:

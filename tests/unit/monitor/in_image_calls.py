@@ -20,7 +20,8 @@ from typing import Any
 from capture_ami import DNS, GENESYS_ADDRESS, GENESYS_PORT, cli, start_asterisk
 from capture_calls import AGENT, AGENT_ADDRESS, ASTERISK_SIP, NUMBER, OFFLINE_AGENT, REFUSED_NUMBER, register
 from farend import FarEnd
-from in_image import get, state, wait_for
+from in_image import get, state
+from polling import wait_for
 
 
 def calls_in_progress(count: int) -> dict[str, Any] | None:

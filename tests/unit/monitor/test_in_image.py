@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab import polling
 from lab.daemons import IMAGE, docker
 from monitor_capture import capture_ami
 from monitor_capture.capture_ami import AMI_SECRET, AMI_USER, FAREND, render_configs
@@ -19,6 +20,7 @@ from .test_http import STABLE_NAMES
 HERE = Path(__file__).resolve().parent
 # The capture tools (scripts/monitor_capture): the container side of these tests imports them.
 CAPTURE = Path(capture_ami.__file__).resolve().parent
+POLLING = Path(polling.__file__).resolve()  # lab's wait_for, stdlib only
 PACKAGE = HERE.parents[2] / "roles" / "registration_monitor" / "files" / "registration_monitor"
 
 
@@ -71,7 +73,7 @@ def run_container(work: Path, capture: Path, script: str) -> dict[str, Any]:
 
 def run_in_image(work: Path) -> dict[str, Any]:
     render_configs(work / "etc")
-    capture = prepare_capture_dir(work, (CAPTURE / "capture_ami.py", HERE / "in_image.py", FAREND))
+    capture = prepare_capture_dir(work, (CAPTURE / "capture_ami.py", HERE / "in_image.py", FAREND, POLLING))
     return run_container(work, capture, "in_image.py")
 
 
@@ -85,7 +87,7 @@ def run_calls_in_image(work: Path) -> dict[str, Any]:
         HERE / "in_image.py",
         HERE / "in_image_calls.py",
     )
-    capture = prepare_capture_dir(work, (*scripts, FAREND))
+    capture = prepare_capture_dir(work, (*scripts, FAREND, POLLING))
     return run_container(work, capture, "in_image_calls.py")
 
 
