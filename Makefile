@@ -33,7 +33,14 @@ $(BIN)/.installed: requirements.txt requirements-runtime.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-venv: $(BIN)/.installed ## Python virtualenv with the pinned tool chain
+# The collection itself on the collections path of ansible.cfg, so that the playbooks call its
+# roles by FQCN (gcti.webrtc_genesys.<role>) from a checkout.
+COLLECTION_LINK := $(VENV)/collections/ansible_collections/gcti/webrtc_genesys
+$(COLLECTION_LINK): | $(BIN)/.installed
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+venv: $(BIN)/.installed $(COLLECTION_LINK) ## Python virtualenv with the pinned tool chain, the collection linked
 
 # npm ci, then the browser phone's bundle (JsSIP + browser/phone.js, esbuild) -> browser/dist/.
 tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json \
