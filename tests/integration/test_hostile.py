@@ -8,6 +8,7 @@ legitimate client registers with digest auth and gets its 200: the edge keeps se
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -44,8 +45,11 @@ AGENT = "1002"  # held over wss for the whole module
 LEGIT = "1003"  # registers with digest auth over UDP after every hostile message
 ATTACKER = "127.0.0.62"
 LEGIT_SOURCE = "127.0.0.63"
-UDP_FLOODER = "127.0.0.64"
-WSS_FLOODER = "127.0.0.65"
+# Kamailio names a flooding source once per 10 s (its floodlog table): each run floods from
+# loopback addresses of its own, so that a run soon after another still sees its line.
+_RUN = random.Random().randrange(1, 250)
+UDP_FLOODER = f"127.0.64.{_RUN}"
+WSS_FLOODER = f"127.0.65.{_RUN}"
 SERVICES = ("nginx", "kamailio", "asterisk")
 ROWS_BY_NAME = {row.name: row for row in ROWS}
 

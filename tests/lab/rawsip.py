@@ -266,6 +266,21 @@ def register_with_digest(
     return client.send(reg.render(), timeout=timeout)
 
 
+def _normal(value: str | None) -> str | None:
+    return " ".join(value.split()) if value else None
+
+
+def _cseq_of(message: str) -> str | None:
+    """The CSeq header of a request as text, normalised (None when it has none: hostile rows)."""
+    for line in message.split("\r\n")[1:]:
+        if not line:
+            break
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "cseq":
+            return _normal(value)
+    return None
+
+
 class UdpSip:
     """SIP over UDP to a loopback listener (Kamailio's SIP port)."""
 
@@ -283,8 +298,14 @@ class UdpSip:
         to T2 = 4 s) until a final response or the timeout. UDP may drop a datagram, as it does
         when a flood fills the listener's receive buffer; a real client would not give up there.
         False sends exactly one datagram (a hostile message as such).
+
+        With retransmit, only a response with the request's CSeq counts: the late answer to a
+        retransmission of an earlier request (a 401 to a REGISTER resent while the gateway was
+        busy) is not this one's. Without it, any final response counts (a hostile message may
+        carry a CSeq that no answer repeats).
         """
         data = message.encode() if isinstance(message, str) else message
+        cseq = _cseq_of(data.decode(errors="replace")) if retransmit else None
         self.sock.sendto(data, self.peer)
         sent = time.monotonic()
         deadline = sent + timeout
@@ -304,7 +325,7 @@ class UdpSip:
             except TimeoutError:
                 continue
             response = parse_response(raw.decode(errors="replace"))
-            if response.status >= 200:
+            if response.status >= 200 and (cseq is None or _normal(response.header("CSeq")) == cseq):
                 return response
 
     def close(self) -> None:

@@ -106,6 +106,12 @@ def render(template: Path, variables: Mapping[str, Any]) -> str:
     return result
 
 
+def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
+    """A Jinja expression (``{{ ... }}``) evaluated by Ansible's Templar with ``variables``."""
+    templar = Templar(loader=_LOADER, variables=dict(variables))
+    return templar.template(trust_as_template(expression))
+
+
 @functools.cache
 def render_lab(role: str, name: str, mode: str, **overrides: Any) -> str:
     """A role's template rendered for the lab inventory in ``mode`` (cached: templates do not change in a run)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lab.rendering import MODES, ROLES, ROOT, all_templates, lab_variables, render, render_lab
+from lab.rendering import MODES, ROLES, ROOT, all_templates, evaluate, lab_variables, render, render_lab
 
 from .configs import (
     asterisk_sections,
@@ -75,6 +75,16 @@ def test_one_template_per_config_for_both_modes() -> None:
         and path != ROLES / "kamailio" / "templates" / "kamailio-proxy.cfg.j2"
     ]
     assert mode_named == []
+
+
+def test_asterisk_render_entry_point_lists_every_template_once() -> None:
+    """render.yml (the switch's quick check) and main.yml share one list: none is left out."""
+    variables = lab_variables("static")
+    listed = evaluate("{{ _asterisk_templates.keys() | list }}", variables)
+    startup = evaluate("{{ _asterisk_startup_templates }}", variables)
+    templates = sorted(path.name.removesuffix(".j2") for path in (ROLES / "asterisk" / "templates").glob("*.j2"))
+    assert sorted(listed) == templates
+    assert set(startup) <= set(listed)
 
 
 @modes
