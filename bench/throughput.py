@@ -5,7 +5,11 @@ SIPp offers registrations with digest auth at a rising rate to two targets in th
   kamailio  Kamailio's UDP SIP listener (relays to Asterisk, mirrors at the stand-in)
   direct    Asterisk's UDP SIP listener (Asterisk alone)
 Each rate runs `reps` times per target (the targets interleaved); a target stops at the first
-rate whose median success ratio is below 99.9 %. Afterwards a verification pass: the stand-in
+rate it does not sustain: a median success ratio below 99.9 %, or a median achieved rate below
+95 % of the offered one (SIPp could not place the registrations as fast as offered because
+answers came too slowly: the target is saturated even if every registration ends well).
+Around every run, Kamailio's counters and memory and the lab sockets' drops are read
+(`kamstats.py`). Afterwards a verification pass: the stand-in
 is emptied, N registrations are offered through Kamailio at its highest sustained rate, and the
 DNs bound at the stand-in are counted (must be N).
 """
@@ -18,6 +22,7 @@ from typing import Any
 
 from lab import GATEWAY, forwarded_bound, restart_standin
 
+from bench import kamstats
 from bench.common import (
     ASTERISK_SIP_PORT,
     KAMAILIO_SIP_PORT,
@@ -33,6 +38,10 @@ from bench.sipp import clear_contacts, run_scenario
 
 TARGETS = {"kamailio": KAMAILIO_SIP_PORT, "direct": ASTERISK_SIP_PORT}
 SUCCESS_THRESHOLD = 0.999
+# A rate is sustained only if it was also achieved: SIPp paces new registrations by answers
+# (at most `-l` in flight), so a saturated target shows as a lower achieved rate, with every
+# registration still ending well (direct at 4800/s offered: 99.98 % success, 3216/s achieved).
+ACHIEVED_THRESHOLD = 0.95
 # Kamailio keeps each finished transaction for wt_timer (5 s): before a high-rate run through
 # it, let the previous run's transactions expire so runs do not inherit each other's memory.
 KAMAILIO_DRAIN_S = 5.5
@@ -56,13 +65,16 @@ def summarise_rate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {part: value for part, value in per_part.items() if value is not None}
 
     success = med("success_ratio") or 0.0
+    achieved = med("achieved_rate")
+    offered = runs[0]["offered_rate"]
+    drops = [r["kamailio_and_sockets"]["udp_drops"] for r in runs if r.get("kamailio_and_sockets")]
     return {
         "offered_rate": runs[0]["offered_rate"],
         "reps": len(runs),
         "calls": runs[0]["calls"],
         "success_ratio": success,
-        "sustained": success >= SUCCESS_THRESHOLD,
-        "achieved_rate": med("achieved_rate"),
+        "sustained": success >= SUCCESS_THRESHOLD and (achieved or 0.0) >= ACHIEVED_THRESHOLD * offered,
+        "achieved_rate": achieved,
         "failed": med("failed"),
         "retransmissions": med("retransmissions"),
         "p50_ms": med_rtt("p50"),
@@ -71,6 +83,10 @@ def summarise_rate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "max_ms": med_rtt("max"),
         # where the time goes: CPU milliseconds per registration by part (median over reps)
         "cpu_ms_per_registration": med_cpu(),
+        # datagrams the kernel dropped at each socket (full receive buffer), the most of any rep
+        "udp_drops": {sock: max(d[sock] for d in drops) for sock in drops[0]} if drops else {},
+        # Kamailio's counters and memory over the last repetition (kamstats.py)
+        "kamailio": runs[-1].get("kamailio_and_sockets"),
     }
 
 
@@ -92,9 +108,11 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
                 if target == "kamailio" and rate >= 800:
                     time.sleep(max(0.0, KAMAILIO_DRAIN_S - (time.monotonic() - last_kamailio_end)))
                 label = f"{target}-{rate}-{rep + 1}"
+                before = kamstats.snapshot()
                 figures = run_scenario(
                     cfg, "register", users, GATEWAY, TARGETS[target], rate=rate, calls=calls, label=label
                 )
+                figures["kamailio_and_sockets"] = kamstats.since(before, kamstats.snapshot())
                 if target == "kamailio":
                     last_kamailio_end = time.monotonic()
                 figures["rep"] = rep + 1
@@ -104,7 +122,10 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
             summary = summarise_rate(target_runs)
             per_rate[target].append(summary)
             if not summary["sustained"]:
-                log(f"throughput: {target} below {SUCCESS_THRESHOLD:.1%} at {rate}/s, stops")
+                log(
+                    f"throughput: {target} not sustained at {rate}/s (success {summary['success_ratio']:.2%},"
+                    f" achieved {summary['achieved_rate']}/s), stops"
+                )
                 active.discard(target)
 
     def best(target: str) -> dict[str, Any] | None:
@@ -125,10 +146,20 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
         at_common = {
             "offered_rate": k["offered_rate"],
             "kamailio": {
-                key: k[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate", "cpu_ms_per_registration")
+                key: k[key]
+                for key in (
+                    "p50_ms",
+                    "p95_ms",
+                    "p99_ms",
+                    "achieved_rate",
+                    "cpu_ms_per_registration",
+                    "udp_drops",
+                    "kamailio",
+                )
             },
             "direct": {
-                key: d[key] for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate", "cpu_ms_per_registration")
+                key: d[key]
+                for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rate", "cpu_ms_per_registration", "udp_drops")
             },
         }
     verify = verification(cfg, users, max_k or cfg.rates[0])
@@ -140,6 +171,7 @@ def run(cfg: Config, lab: Lab) -> dict[str, Any]:
         "rates": cfg.rates,
         "reps": cfg.reps,
         "success_threshold": SUCCESS_THRESHOLD,
+        "achieved_threshold": ACHIEVED_THRESHOLD,
         "kamailio_vars": cfg.kamailio_vars,
         "provision": provision.as_dict() if provision else None,
         "max_sustained_rate": {"kamailio": max_k, "direct": max_d},
