@@ -8,7 +8,8 @@ Prints {"mode", "services", "bound", "calls", "asterisk": {"contacts", "registra
   calls          DN -> number of Asterisk channels of that agent (ringing or up): the calls in progress.
   contacts       DN -> list of {"uri", "status"}: the clients registered at Asterisk.
   registrations  DN -> {"name", "status", "expires"}: Asterisk's static registrations at Genesys.
-  forwarded      DN -> {"code", "expires", "time"}: Genesys's last answer to Kamailio's mirror.
+  forwarded      DN -> {"code", "expires", "time", "until"}: Genesys's last answer to Kamailio's
+                 mirror (expires: what Genesys granted) and when the binding it holds ends.
 The switch playbooks read it to decide when a step is done and to print their summary.
 
     gateway-state ... --drain-from kamailio|static --drain-wait 1800 [--force]
@@ -108,14 +109,21 @@ def parse_registrations(text: str, prefix: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_htable_dump(result: Any) -> dict[str, dict[str, Any]]:
-    """Kamailio's htable.dump of fwdres: "<code>|<expires>|<unix time>" per DN."""
+    """Kamailio's htable.dump of fwdres: "<code>|<seconds granted>|<unix time>|<bound until>" per DN.
+
+    "bound until" is when the binding Genesys granted ends (a failed refresh keeps the previous
+    grant's); a value without it (three fields) is bound for its grant from its time."""
     forwarded: dict[str, dict[str, Any]] = {}
     for bucket in result or []:
         for item in bucket.get("slot", []):
-            code, _, rest = str(item.get("value", "")).partition("|")
-            expires, _, stamp = rest.partition("|")
+            fields = str(item.get("value", "")).split("|")
             try:
-                forwarded[str(item["name"])] = {"code": int(code), "expires": int(expires), "time": int(stamp)}
+                code, expires, stamp = (int(v) for v in fields[:3])
+                if len(fields) > 3:
+                    until = int(fields[3])
+                else:
+                    until = stamp + expires if 200 <= code < 300 and expires > 0 else 0
+                forwarded[str(item["name"])] = {"code": code, "expires": expires, "time": stamp, "until": until}
             except (KeyError, ValueError):
                 continue
     return forwarded
@@ -318,7 +326,7 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
     bound_forwarded = sorted(
         dn
         for dn, fwd in (forwarded or {}).items()
-        if 200 <= fwd["code"] < 300 and fwd["expires"] > 0 and fwd["time"] + fwd["expires"] > now
+        if fwd["until"] > now
     )
     return {
         "bound": {"static": bound_static, "forwarded": bound_forwarded},

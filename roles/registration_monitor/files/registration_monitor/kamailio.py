@@ -38,10 +38,11 @@ def parse_htable_dump(result: Any) -> dict[str, ForwardOutcome]:
         for item in bucket.get("slot", []) or []:
             if not isinstance(item, dict):
                 continue
-            code, _, rest = str(item.get("value", "")).partition("|")
-            expires, _, stamp = rest.partition("|")
+            fields = str(item.get("value", "")).split("|")
             try:
-                forwarded[str(item["name"])] = ForwardOutcome(code=int(code), expires=int(expires), time=int(stamp))
+                code, expires, stamp = (int(v) for v in fields[:3])
+                until = int(fields[3]) if len(fields) > 3 else None
+                forwarded[str(item["name"])] = ForwardOutcome(code=code, expires=expires, time=stamp, until=until)
             except (KeyError, ValueError):
                 continue
     return forwarded

@@ -73,17 +73,25 @@ KNOWN_FAILURE_REASONS: Final = ("busy", "noanswer", "chanunavail", "congestion",
 
 @dataclass(frozen=True)
 class ForwardOutcome:
-    """Genesys's last answer to Kamailio's mirrored REGISTER of a DN ("<code>|<expires>|<unix time>")."""
+    """Genesys's last answer to Kamailio's mirrored REGISTER of a DN
+    ("<code>|<seconds granted>|<unix time>|<bound until>").
+
+    ``until`` is when the binding Genesys granted ends: a failed refresh keeps the previous
+    grant's. Without it (an older Kamailio config), a 2xx is bound for its grant from its time."""
 
     code: int
     expires: int
     time: int
+    until: int | None = None
 
     @property
     def success(self) -> bool:
         return 200 <= self.code < 300
 
     def bound(self, now: float) -> bool:
+        """Granted by Genesys and not yet lapsed."""
+        if self.until is not None:
+            return self.until > now
         return self.success and self.expires > 0 and self.time + self.expires > now
 
     @property
