@@ -10,6 +10,7 @@ import time
 
 import pytest
 from lab import (
+    FORWARDED_PREFIX,
     DN_PASSWORDS,
     GATEWAY,
     LAB_VARS,
@@ -39,7 +40,7 @@ def test_register_binds_with_the_expiry_asterisk_granted() -> None:
     granted = int(next(e for e in events if e["event"] == "registered")["expires"])
     assert granted == 300
     [binding] = bound(DN)
-    assert binding["contact"] == f"sip:{DN}@{GATEWAY}:5060"
+    assert binding["contact"] == f"sip:{FORWARDED_PREFIX}{DN}@{GATEWAY}:5060"
     assert abs(int(binding["expires"]) - granted) <= 2
 
 
@@ -129,7 +130,7 @@ def test_fifty_dns_register_concurrently_over_wss(fifty_dns: dict[str, str]) -> 
         bindings = wait_for("all 50 DNs bound at the stand-in", all_bound, timeout=20)
     for dn in fifty_dns:
         [binding] = forwarded_bindings_in(bindings, dn)
-        assert binding["contact"] == f"sip:{dn}@{GATEWAY}:5060"
+        assert binding["contact"] == f"sip:{FORWARDED_PREFIX}{dn}@{GATEWAY}:5060"
         assert 590 <= int(binding["expires"]) <= 600
     run_client(fifty_dns, "unregister", timeout=60)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from lab import (
+    FORWARDED_PREFIX,
     DN_PASSWORDS,
     GATEWAY,
     LAB_VARS,
@@ -51,7 +52,7 @@ def test_binding_is_made_with_the_configured_credentials(genesys_demands_auth: N
     started = utc_now()
     run_client({DN: DN_PASSWORDS[DN]}, "register")
     [binding] = wait_for("1002 bound at the authenticating stand-in", lambda: forwarded_bindings(DN), timeout=5)
-    assert binding["contact"] == f"sip:{DN}@{GATEWAY}:5060"
+    assert binding["contact"] == f"sip:{FORWARDED_PREFIX}{DN}@{GATEWAY}:5060"
     log = service_log("kamailio", since=started)
     assert any(f"Genesys REGISTER reply for DN 1002 (expires {e}): 200" in log for e in (598, 599, 600)), log[-2000:]
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")

@@ -25,8 +25,12 @@ from lab import (
     dns_vars,
     ensure_mode,
     gateway_state,
+    gateway_registrar,
     genesys_bindings,
+    is_forwarded_contact,
+    is_static_contact,
     restart_standin,
+    standin_settings,
     run_playbook,
     standin_registrar,
     wait_for,
@@ -36,14 +40,6 @@ from lab.snapshot import snapshot
 
 REPORTS = ROOT / ".cache/reports"
 DNS = sorted(DN_PASSWORDS)
-
-
-def is_static_contact(contact: str) -> bool:
-    return ";line=" in contact
-
-
-def is_forwarded_contact(contact: str) -> bool:
-    return ";line=" not in contact
 
 
 def playbook(name: str, extra: dict[str, Any] | None = None) -> str:
@@ -61,20 +57,20 @@ def report(name: str, figures: dict[str, Any]) -> None:
 def fifty_dns_static() -> Iterator[dict[str, str]]:
     """50 DNs provisioned by the roles, in static mode on a single-contact stand-in."""
     users = {**DN_PASSWORDS, **{str(2000 + i): f"lab-{2000 + i}-secret" for i in range(48)}}
-    extra = {"webrtc_genesys_registrar": "single", "webrtc_dns": dns_vars(users)}
-    assert run_playbook("lab.yml", extra).returncode == 0
+    extra = {"webrtc_genesys_registrar": gateway_registrar("replace"), "webrtc_dns": dns_vars(users)}
+    assert run_playbook("lab.yml", standin_settings("replace")).returncode == 0
     restart_standin()
     playbook("rollback.yml", extra)
     yield users
-    back = {"webrtc_genesys_registrar": "multiple"}
-    assert run_playbook("lab.yml", back).returncode == 0
+    assert run_playbook("lab.yml").returncode == 0
     restart_standin()
     playbook("rollback.yml")  # static mode with the lab's DNs: what the next tests start from
 
 
-@pytest.fixture(params=["multiple", "single"])
+@pytest.fixture(params=["several-rfc3261", "several-string", "replace"])
 def registrar(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The stand-in's behaviour, declared to the collection the same way (webrtc_genesys_registrar)."""
+    """The stand-in playing each registrar behaviour in turn (its own settings); yields the
+    webrtc_genesys_registrar value that describes it."""
     with standin_registrar(str(request.param)) as behaviour:
         yield behaviour
 
@@ -134,7 +130,7 @@ def test_fifty_live_clients_stay_bound_through_revert_on_a_single_contact_regist
     fifty_dns_static: dict[str, str],
 ) -> None:
     dns = sorted(fifty_dns_static)
-    extra = {"webrtc_genesys_registrar": "single", "webrtc_dns": dns_vars(fifty_dns_static)}
+    extra = {"webrtc_genesys_registrar": gateway_registrar("replace"), "webrtc_dns": dns_vars(fifty_dns_static)}
     with running_clients(fifty_dns_static) as clients:
         figures = measure(dns, clients, lambda: playbook("revert.yml", extra), is_static_contact)
     report("switch_gap_single_50", figures)

@@ -366,9 +366,23 @@ def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+# The user-part prefix of the contact Kamailio registers at Genesys (sip:<prefix><dn>@...).
+FORWARDED_PREFIX = str(LAB_VARS.get("webrtc_forwarded_contact_prefix", GATEWAY_DEFAULTS["webrtc_forwarded_contact_prefix"]))
+
+
+def is_forwarded_contact(contact: str) -> bool:
+    """A contact Kamailio registered (sip:<prefix><dn>@...), not Asterisk's static one."""
+    return contact.startswith(f"sip:{FORWARDED_PREFIX}")
+
+
+def is_static_contact(contact: str) -> bool:
+    """Asterisk's own static contact (sip:<dn>@...;line=...)."""
+    return ";line=" in contact
+
+
 def forwarded_bindings(dn: str) -> list[dict[str, Any]]:
-    """The DN's bindings at the stand-in that Kamailio made (no ;line= of Asterisk's own)."""
-    return [b for b in genesys_bindings().get(dn, []) if ";line=" not in b["contact"]]
+    """The DN's bindings at the stand-in that Kamailio made."""
+    return [b for b in genesys_bindings().get(dn, []) if is_forwarded_contact(b["contact"])]
 
 
 def dns_vars(users: dict[str, str]) -> list[dict[str, str]]:
@@ -385,9 +399,9 @@ def _bindings_or_none() -> dict[str, list[dict[str, Any]]] | None:
 
 
 def forwarded_bound(dns: list[str] | set[str], bindings: dict[str, list[dict[str, Any]]] | None = None) -> set[str]:
-    """Which of `dns` have a binding at the stand-in that Kamailio made (no ;line=)."""
+    """Which of `dns` have a binding at the stand-in that Kamailio made."""
     current = bindings if bindings is not None else genesys_bindings()
-    return {dn for dn in dns if any(";line=" not in b["contact"] for b in current.get(dn, []))}
+    return {dn for dn in dns if any(is_forwarded_contact(b["contact"]) for b in current.get(dn, []))}
 
 
 def restart_standin(reassert: bool = False) -> None:
@@ -416,18 +430,39 @@ def restart_standin(reassert: bool = False) -> None:
             )
 
 
+# Registrar behaviours the stand-in plays (its own settings, roles/lab_genesys), each with the
+# value of the collection's webrtc_genesys_registrar that describes it.
+STANDIN_BEHAVIOURS: dict[str, tuple[dict[str, Any], str]] = {
+    "several-rfc3261": ({"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "rfc3261"}, "multiple"),
+    "several-string": ({"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "string"}, "multiple"),
+    "replace": ({"lab_genesys_contacts": "replace"}, "single"),
+}
+# What the lab's stand-in plays when a test does not say (roles/lab_genesys/defaults).
+STANDIN_DEFAULT = "several-rfc3261"
+
+
+def standin_settings(behaviour: str, **more: Any) -> dict[str, Any]:
+    """lab.yml's extra vars for the stand-in playing `behaviour`, with `more` lab_genesys_* settings."""
+    return {**STANDIN_BEHAVIOURS[behaviour][0], **more}
+
+
+def gateway_registrar(behaviour: str) -> str:
+    """webrtc_genesys_registrar for a stand-in playing `behaviour`."""
+    return STANDIN_BEHAVIOURS[behaviour][1]
+
+
 @contextmanager
-def standin_registrar(behaviour: str) -> Iterator[str]:
-    """The stand-in keeping `behaviour` contacts per DN ("multiple" or "single"), declared to the
-    collection the same way (webrtc_genesys_registrar). Afterwards the lab's multiple-contact
+def standin_registrar(behaviour: str, **more: Any) -> Iterator[str]:
+    """The stand-in playing `behaviour` (STANDIN_BEHAVIOURS) with `more` lab_genesys_* settings;
+    yields the webrtc_genesys_registrar value that describes it. Afterwards the lab's default
     stand-in again, with no binding left from the test, in kamailio mode."""
-    result = run_playbook("lab.yml", {"webrtc_genesys_registrar": behaviour})
+    result = run_playbook("lab.yml", standin_settings(behaviour, **more))
     assert result.returncode == 0, result.stdout[-3000:]
     try:
-        yield behaviour
+        yield gateway_registrar(behaviour)
     finally:
-        if behaviour != "multiple":
-            result = run_playbook("lab.yml", {"webrtc_genesys_registrar": "multiple"})
+        if behaviour != STANDIN_DEFAULT or more:
+            result = run_playbook("lab.yml")
             assert result.returncode == 0, result.stdout[-3000:]
             restart_standin()
             result = run_playbook("revert.yml")

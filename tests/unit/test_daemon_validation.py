@@ -71,13 +71,19 @@ KAMAILIO_CASES = (
     ),
     *(
         KamailioCase(
-            f"standin-{behaviour}{'-auth' if auth else ''}",
+            f"standin-{contacts}-{matching}{'-auth' if auth else ''}",
             "lab_genesys",
             "genesys-standin.cfg.j2",
             "kamailio",
-            (("lab_genesys_behaviour", behaviour), ("lab_genesys_auth_enabled", auth)),
+            (
+                ("lab_genesys_contacts", contacts),
+                ("lab_genesys_contact_matching", matching),
+                ("lab_genesys_min_expires", 30),
+                ("lab_genesys_auth_enabled", auth),
+                ("lab_genesys_auth_password", "lab-genesys-secret"),
+            ),
         )
-        for behaviour in ("multiple", "single")
+        for contacts, matching in (("several", "rfc3261"), ("several", "string"), ("replace", "rfc3261"))
         for auth in (False, True)
     ),
 )

@@ -306,24 +306,43 @@ def test_kamailio_without_genesys_auth_holds_no_password(mode: str) -> None:
 # --------------------------------------------------------------------------- lab Genesys stand-in
 
 
-@pytest.mark.parametrize("behaviour", ["multiple", "single"])
+@pytest.mark.parametrize(
+    ("contacts", "matching", "define"),
+    [("several", "rfc3261", "WITH_RFC3261_MATCHING"), ("several", "string", None), ("replace", "rfc3261", "WITH_REPLACE")],
+)
 @pytest.mark.parametrize("auth", [False, True], ids=["no-auth", "auth"])
-def test_standin_defines_follow_behaviour_and_auth(behaviour: str, auth: bool) -> None:
+def test_standin_defines_follow_its_own_settings(contacts: str, matching: str, define: str | None, auth: bool) -> None:
     text = render_lab(
         "lab_genesys",
         "genesys-standin.cfg.j2",
         "kamailio",
-        lab_genesys_behaviour=behaviour,
+        lab_genesys_contacts=contacts,
+        lab_genesys_contact_matching=matching,
+        lab_genesys_max_expires=45,
+        lab_genesys_min_expires=30,
+        lab_genesys_state="silent",
         lab_genesys_auth_enabled=auth,
+        lab_genesys_auth_user=GENESYS_USER,
+        lab_genesys_auth_password=GENESYS_PASSWORD,
     )
     defines = kamailio_defines(text)
-    assert ("WITH_SINGLE_CONTACT" in defines) == (behaviour == "single")
+    assert {d for d in ("WITH_RFC3261_MATCHING", "WITH_REPLACE") if d in defines} == ({define} if define else set())
     assert ("WITH_AUTH" in defines) == auth
+    assert defines["MAX_EXPIRES"] == "45" and defines["MIN_EXPIRES"] == "30" and defines["START_STATE"] == "1"
+    assert "Min-Expires: 30\\r\\n" in text
     # The password only as its digest HA1, whatever characters it holds.
     assert GENESYS_PASSWORD not in text
-    ha1 = hashlib.md5(f"{GENESYS_USER}:{GENESYS}:{GENESYS_PASSWORD}".encode()).hexdigest()
+    ha1 = hashlib.md5(f"{GENESYS_USER}:genesys-standin.lab:{GENESYS_PASSWORD}".encode()).hexdigest()
     assert (defines.get("AUTH_HA1") == f'"{ha1}"') == auth
     assert kamailio_listens(text) == {f"udp:{GENESYS}:5060", f"tcp:{GENESYS}:8081"}
+
+
+def test_standin_defaults_are_its_own() -> None:
+    """No default of the stand-in is read from the gateway's settings: a test can make them disagree."""
+    defaults = (ROLES / "lab_genesys" / "defaults" / "main.yml").read_text()
+    assert "webrtc_" not in defaults
+    spec = (ROLES / "lab_genesys" / "meta" / "argument_specs.yml").read_text()
+    assert "{{" not in spec
 
 
 def test_ami_user_reads_call_events() -> None:

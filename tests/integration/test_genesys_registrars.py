@@ -1,0 +1,197 @@
+"""Against a real Genesys (issue 28): the forwarded binding follows what the registrar grants,
+whatever the registrar does, and comes back after an outage.
+
+The stand-in plays each registrar behaviour from its own settings (roles/lab_genesys), never
+from the gateway's: one contact per DN or several, compared as strings or as RFC 3261 says,
+a shorter grant than asked, 423 below a minimum, silence and 503. Real JsSIP clients over wss
+through nginx -> Kamailio -> Asterisk; the stand-in's own registrar state is the oracle."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lab import (
+    DN_PASSWORDS,
+    FORWARDED_PREFIX,
+    GATEWAY,
+    LAB_VARS,
+    MONITOR,
+    STANDIN_BEHAVIOURS,
+    STANDIN_RPC,
+    ensure_mode,
+    error_lines,
+    forwarded_bindings,
+    gateway_state,
+    genesys_bindings,
+    held_clients,
+    run_client,
+    service_log,
+    standin_registrar,
+    utc_now,
+    wait_for,
+)
+
+pytestmark = pytest.mark.usefixtures("kamailio_mode")
+DN = "1002"
+USERS = {DN: DN_PASSWORDS[DN]}
+AGENT_EXPIRES = 300
+GRANT = 12  # the stand-in grants at most this (lab_genesys_max_expires), far less than asked
+SAMPLE_S = 0.1
+
+
+def standin_rpc(method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
+    with urllib.request.urlopen(urllib.request.Request(STANDIN_RPC, data=body), timeout=3) as answer:
+        reply = json.load(answer)
+    assert "error" not in reply, reply
+    return reply.get("result")
+
+
+def standin_state(state: int) -> None:
+    """0 up, 1 silent (no answer at all), 2 unavailable (503 to everything): at run time."""
+    standin_rpc("htable.seti", "standin", "state", state)
+
+
+def monitor_dn(dn: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{MONITOR}/state", timeout=3) as answer:
+        document = json.load(answer)
+    return dict(document.get("dns", {}).get(dn, {}))
+
+
+@pytest.fixture(scope="module", params=sorted(STANDIN_BEHAVIOURS))
+def short_grants(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The stand-in playing each behaviour in turn, granting at most GRANT seconds."""
+    ensure_mode("kamailio")
+    with standin_registrar(str(request.param), lab_genesys_max_expires=GRANT):
+        yield str(request.param)
+
+
+def test_a_short_grant_is_refreshed_for_as_long_as_the_agent_is_registered(short_grants: str) -> None:
+    """The agent registers for 300 s, Genesys grants 12 s: over 40 s (three grants) the DN is
+    bound at every 100 ms sample (an unanswered sample counts as unbound), and the gateway's
+    state and the monitor say bound exactly while the stand-in holds the binding."""
+    started = utc_now()
+    with held_clients(USERS, "--expires", str(AGENT_EXPIRES), reconnect=False):
+        [binding] = wait_for("the forwarded binding", lambda: forwarded_bindings(DN), timeout=5)
+        assert binding["contact"] == f"sip:{FORWARDED_PREFIX}{DN}@{GATEWAY}:5060"
+        assert int(binding["expires"]) <= GRANT
+        state = gateway_state()["kamailio"]["forwarded"][DN]
+        assert state["expires"] == GRANT and state["until"] - state["time"] == GRANT, state
+        unbound, samples, disagreements = 0, 0, []
+        deadline = time.monotonic() + 3.5 * GRANT
+        next_check = 0.0
+        while time.monotonic() < deadline:
+            samples += 1
+            try:
+                if not forwarded_bindings(DN):
+                    unbound += 1
+            except OSError:
+                unbound += 1
+            if time.monotonic() >= next_check:  # the reporters, once a second
+                next_check = time.monotonic() + 1
+                reported = {
+                    "gateway_state": DN in gateway_state()["bound"]["forwarded"],
+                    "monitor": bool(monitor_dn(DN).get("bound_genesys")),
+                }
+                if not all(reported.values()):
+                    disagreements.append(reported)
+            time.sleep(SAMPLE_S)
+        assert samples > 3 * GRANT * 5
+        assert unbound == 0, f"{unbound} of {samples} samples unbound ({short_grants})"
+        assert disagreements == [], disagreements
+        refreshes = service_log("kamailio", started).count(f"DN {DN} (expires")
+        assert refreshes >= 3, refreshes  # the timer refreshed it, not the agent (300 s)
+    run_client(USERS, "unregister")
+    wait_for("the binding withdrawn", lambda: not forwarded_bindings(DN), timeout=2, interval=0.05)
+    assert DN not in gateway_state()["bound"]["forwarded"]
+    assert error_lines(service_log("kamailio", started)) == []
+
+
+def test_an_agent_gone_without_unregistering_is_withdrawn_when_its_registration_ends(short_grants: str) -> None:
+    """A client registered for 60 s that disappears (no un-REGISTER): while its registration
+    lasts the short grant is refreshed; once it ends, the binding at Genesys is withdrawn (within
+    the timer's resolution plus one REGISTER, checked every 100 ms) and reported unbound."""
+    if short_grants != "several-rfc3261":
+        pytest.skip("one behaviour is enough: the withdrawal is Kamailio's timer, the same for all")
+    with held_clients(USERS, "--expires", "60", reconnect=False) as client:
+        wait_for("the forwarded binding", lambda: forwarded_bindings(DN), timeout=5)
+        ends = gateway_state()["kamailio"]["forwarded"][DN]["time"] + 60
+        client.stop()  # gone: no un-REGISTER
+    # Until its registration ends the binding stays (refreshed past several 12 s grants).
+    while time.time() < ends - 2:
+        assert forwarded_bindings(DN), "unbound while the agent's registration lasted"
+        time.sleep(0.5)
+    wait_for("the binding withdrawn", lambda: not forwarded_bindings(DN), timeout=8, interval=0.1)
+    assert DN not in gateway_state()["bound"]["forwarded"]
+
+
+@pytest.fixture
+def min_expires() -> Iterator[int]:
+    """A stand-in that refuses expiries under 600 s with 423 (the agent asks for 300)."""
+    ensure_mode("kamailio")
+    with standin_registrar("several-rfc3261", lab_genesys_min_expires=600):
+        yield 600
+
+
+def test_423_is_answered_with_the_min_expires_asked_for(min_expires: int) -> None:
+    started = utc_now()
+    run_client(USERS, "register", "--expires", str(AGENT_EXPIRES))
+    [binding] = wait_for("the forwarded binding", lambda: forwarded_bindings(DN), timeout=5)
+    assert min_expires - 3 <= int(binding["expires"]) <= min_expires
+    assert gateway_state()["kamailio"]["forwarded"][DN]["expires"] == min_expires
+    assert "423 - asking again with Min-Expires 600" in service_log("kamailio", started)
+    run_client(USERS, "unregister")
+    wait_for("the binding withdrawn", lambda: not forwarded_bindings(DN), timeout=2, interval=0.05)
+
+
+OUTAGE_USERS = {**DN_PASSWORDS, **{str(3000 + i): f"lab-{3000 + i}-secret" for i in range(198)}}
+
+
+@pytest.fixture(scope="module")
+def two_hundred_agents() -> Iterator[dict[str, str]]:
+    """200 DNs provisioned by the roles, every one registered by a live client (600 s)."""
+    dns = [{"dn": dn, "password": pw} for dn, pw in sorted(OUTAGE_USERS.items())]
+    ensure_mode("kamailio", {"webrtc_dns": dns})
+    try:
+        with held_clients(OUTAGE_USERS, "--expires", "600", reconnect=False):
+            wait_for(
+                "200 DNs bound",
+                lambda: len([d for d in OUTAGE_USERS if d in genesys_bindings()]) == len(OUTAGE_USERS),
+                timeout=60,
+            )
+            yield OUTAGE_USERS
+    finally:
+        ensure_mode("kamailio", {"webrtc_dns": LAB_VARS["webrtc_dns"]})
+
+
+@pytest.mark.parametrize(("state", "down_s"), [(1, 30), (2, 10)], ids=["silent-30s", "503-10s"])
+def test_genesys_comes_back_and_every_dn_is_bound_again(
+    two_hundred_agents: dict[str, str], state: int, down_s: int
+) -> None:
+    """Genesys stops answering (silence or 503) and comes back having forgotten every binding
+    (a restarted registrar): every DN whose agent is still registered is bound again within
+    10 s + N/200 s, with no agent re-registering. Measured every 100 ms."""
+    dns = set(two_hundred_agents)
+    standin_state(state)
+    try:
+        for dn in dns:
+            standin_rpc("ul.rm", "location", dn)
+        time.sleep(down_s)
+    finally:
+        standin_state(0)
+    back = time.monotonic()
+    limit = 10 + len(dns) / 200
+    wait_for(
+        f"all {len(dns)} DNs bound again",
+        lambda: dns <= {d for d, b in genesys_bindings().items() if any(FORWARDED_PREFIX in x["contact"] for x in b)},
+        timeout=limit,
+        interval=SAMPLE_S,
+    )
+    took = time.monotonic() - back
+    print(f"Genesys back after {down_s} s ({'silent' if state == 1 else '503'}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)")
+    assert took <= limit
