@@ -10,8 +10,8 @@ import time
 
 import pytest
 from lab import (
-    FORWARDED_PREFIX,
     DN_PASSWORDS,
+    FORWARDED_PREFIX,
     GATEWAY,
     LAB_VARS,
     WSS_URL,

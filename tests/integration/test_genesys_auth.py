@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from lab import (
-    FORWARDED_PREFIX,
     DN_PASSWORDS,
+    FORWARDED_PREFIX,
     GATEWAY,
     LAB_VARS,
     STANDIN_PROJECT,

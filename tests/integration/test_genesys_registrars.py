@@ -9,6 +9,7 @@ through nginx -> Kamailio -> Asterisk; the stand-in's own registrar state is the
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -82,9 +83,23 @@ def test_a_short_grant_is_refreshed_for_as_long_as_the_agent_is_registered(short
         assert int(binding["expires"]) <= GRANT
         state = gateway_state()["kamailio"]["forwarded"][DN]
         assert state["expires"] == GRANT and state["until"] - state["time"] == GRANT, state
-        unbound, samples, disagreements = 0, 0, []
+        disagreements: list[dict[str, bool]] = []
+        stop = threading.Event()
+
+        def reporters() -> None:  # the gateway's state and the monitor, about once a second
+            while not stop.wait(1.0):
+                reported = {
+                    "gateway_state": DN in gateway_state()["bound"]["forwarded"],
+                    "monitor": bool(monitor_dn(DN).get("bound_genesys")),
+                }
+                if not all(reported.values()):
+                    disagreements.append(reported)
+
+        checker = threading.Thread(target=reporters, daemon=True)
+        checker.start()
+        unbound, samples, widest = 0, 0, 0.0
         deadline = time.monotonic() + 3.5 * GRANT
-        next_check = 0.0
+        last = time.monotonic()
         while time.monotonic() < deadline:
             samples += 1
             try:
@@ -92,16 +107,13 @@ def test_a_short_grant_is_refreshed_for_as_long_as_the_agent_is_registered(short
                     unbound += 1
             except OSError:
                 unbound += 1
-            if time.monotonic() >= next_check:  # the reporters, once a second
-                next_check = time.monotonic() + 1
-                reported = {
-                    "gateway_state": DN in gateway_state()["bound"]["forwarded"],
-                    "monitor": bool(monitor_dn(DN).get("bound_genesys")),
-                }
-                if not all(reported.values()):
-                    disagreements.append(reported)
+            now = time.monotonic()
+            widest, last = max(widest, now - last), now
             time.sleep(SAMPLE_S)
-        assert samples > 3 * GRANT * 5
+        stop.set()
+        checker.join()
+        # The stand-in's bindings sampled every 100 ms plus one RPC: resolution < 0.5 s.
+        assert widest < 0.5, f"samples {widest:.2f} s apart"
         assert unbound == 0, f"{unbound} of {samples} samples unbound ({short_grants})"
         assert disagreements == [], disagreements
         refreshes = service_log("kamailio", started).count(f"DN {DN} (expires")
@@ -112,12 +124,12 @@ def test_a_short_grant_is_refreshed_for_as_long_as_the_agent_is_registered(short
     assert error_lines(service_log("kamailio", started)) == []
 
 
+# One behaviour is enough here: the withdrawal is Kamailio's timer, the same for every registrar.
+@pytest.mark.parametrize("short_grants", ["several-rfc3261"], indirect=True)
 def test_an_agent_gone_without_unregistering_is_withdrawn_when_its_registration_ends(short_grants: str) -> None:
     """A client registered for 60 s that disappears (no un-REGISTER): while its registration
     lasts the short grant is refreshed; once it ends, the binding at Genesys is withdrawn (within
     the timer's resolution plus one REGISTER, checked every 100 ms) and reported unbound."""
-    if short_grants != "several-rfc3261":
-        pytest.skip("one behaviour is enough: the withdrawal is Kamailio's timer, the same for all")
     with held_clients(USERS, "--expires", "60", reconnect=False) as client:
         wait_for("the forwarded binding", lambda: forwarded_bindings(DN), timeout=5)
         ends = gateway_state()["kamailio"]["forwarded"][DN]["time"] + 60
@@ -193,5 +205,7 @@ def test_genesys_comes_back_and_every_dn_is_bound_again(
         interval=SAMPLE_S,
     )
     took = time.monotonic() - back
-    print(f"Genesys back after {down_s} s ({'silent' if state == 1 else '503'}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)")
+    print(
+        f"Genesys back after {down_s} s ({'silent' if state == 1 else '503'}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)"
+    )
     assert took <= limit

@@ -24,15 +24,15 @@ from lab import (
     compose,
     dns_vars,
     ensure_mode,
-    gateway_state,
     gateway_registrar,
+    gateway_state,
     genesys_bindings,
     is_forwarded_contact,
     is_static_contact,
     restart_standin,
-    standin_settings,
     run_playbook,
     standin_registrar,
+    standin_settings,
     wait_for,
 )
 from lab.gap import measure, running_clients

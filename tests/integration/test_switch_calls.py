@@ -26,9 +26,9 @@ import pytest
 from lab import (
     DN_PASSWORDS,
     GENESYS,
-    LAB_VARS,
     MODE_PLAYBOOKS,
     STANDIN,
+    STANDIN_DEFAULT,
     asterisk_cli,
     ensure_mode,
     error_lines,
@@ -37,7 +37,6 @@ from lab import (
     playbook_running,
     rising,
     service_log,
-    STANDIN_DEFAULT,
     standin_registrar,
     utc_now,
     wait_for,

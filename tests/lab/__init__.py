@@ -367,7 +367,9 @@ def ensure_mode(mode: str, extra_vars: dict[str, Any] | None = None) -> None:
 
 
 # The user-part prefix of the contact Kamailio registers at Genesys (sip:<prefix><dn>@...).
-FORWARDED_PREFIX = str(LAB_VARS.get("webrtc_forwarded_contact_prefix", GATEWAY_DEFAULTS["webrtc_forwarded_contact_prefix"]))
+FORWARDED_PREFIX = str(
+    LAB_VARS.get("webrtc_forwarded_contact_prefix", GATEWAY_DEFAULTS["webrtc_forwarded_contact_prefix"])
+)
 
 
 def is_forwarded_contact(contact: str) -> bool:

@@ -308,7 +308,11 @@ def test_kamailio_without_genesys_auth_holds_no_password(mode: str) -> None:
 
 @pytest.mark.parametrize(
     ("contacts", "matching", "define"),
-    [("several", "rfc3261", "WITH_RFC3261_MATCHING"), ("several", "string", None), ("replace", "rfc3261", "WITH_REPLACE")],
+    [
+        ("several", "rfc3261", "WITH_RFC3261_MATCHING"),
+        ("several", "string", None),
+        ("replace", "rfc3261", "WITH_REPLACE"),
+    ],
 )
 @pytest.mark.parametrize("auth", [False, True], ids=["no-auth", "auth"])
 def test_standin_defines_follow_its_own_settings(contacts: str, matching: str, define: str | None, auth: bool) -> None:

@@ -323,11 +323,7 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         calls = calls_asked.result() if services["asterisk"] else {}
     now = time.time()
     bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
-    bound_forwarded = sorted(
-        dn
-        for dn, fwd in (forwarded or {}).items()
-        if fwd["until"] > now
-    )
+    bound_forwarded = sorted(dn for dn, fwd in (forwarded or {}).items() if fwd["until"] > now)
     return {
         "bound": {"static": bound_static, "forwarded": bound_forwarded},
         "calls": calls,
