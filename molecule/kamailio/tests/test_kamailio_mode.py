@@ -7,6 +7,7 @@ import time
 import pytest
 from lab import (
     ASTERISK_SIP,
+    FORWARDED_PREFIX,
     DN_PASSWORDS,
     GATEWAY,
     HEALTHZ_URL,
@@ -78,7 +79,7 @@ def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
             "1002 bound at the Genesys stand-in through Kamailio",
             lambda: [b for b in genesys_bindings().get("1002", []) if ";line=" not in b["contact"]],
         )
-        assert binding[0]["contact"] == f"sip:1002@{ASTERISK_SIP}"
+        assert binding[0]["contact"] == f"sip:{FORWARDED_PREFIX}1002@{ASTERISK_SIP}"
         assert 590 <= binding[0]["expires"] <= 600
         assert "1002/" in asterisk_cli("pjsip show contacts")
         log = wait_for_text(
