@@ -7,8 +7,8 @@ import time
 import pytest
 from lab import (
     ASTERISK_SIP,
-    FORWARDED_PREFIX,
     DN_PASSWORDS,
+    FORWARDED_PREFIX,
     GATEWAY,
     HEALTHZ_URL,
     PROJECT,
