@@ -205,7 +205,6 @@ def test_genesys_comes_back_and_every_dn_is_bound_again(
         interval=SAMPLE_S,
     )
     took = time.monotonic() - back
-    print(
-        f"Genesys back after {down_s} s ({'silent' if state == 1 else '503'}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)"
-    )
+    how = "silent" if state == 1 else "503"
+    print(f"Genesys back after {down_s} s ({how}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)")
     assert took <= limit
