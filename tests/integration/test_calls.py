@@ -24,10 +24,13 @@ from lab import (
     asterisk_cli,
     ensure_mode,
     error_lines,
+    gateway_state,
+    monitor_metrics,
     rising,
     service_log,
     standin_log,
     utc_now,
+    wait_for,
 )
 from lab.browser import Browser, Phone, unavailable_reason
 from lab.farend import FarEnd, FarEndCall
@@ -73,6 +76,10 @@ def agent(mode: str, browser: Browser, far_end: FarEnd) -> Iterator[Phone]:
 def genesys_calls_agent(far_end: FarEnd, dn: str = AGENT) -> FarEndCall:
     """Genesys sends a call for the DN to the contact it holds (through the stand-in)."""
     return far_end.invite(f"sip:{dn}@{GENESYS}", proxy=STANDIN, from_user=NUMBER)
+
+
+def monitor_calls_in_progress() -> float:
+    return sum(v for k, v in monitor_metrics().items() if k.startswith("webrtc_calls_in_progress"))
 
 
 def assert_two_way_audio(phone: Phone, call: FarEndCall) -> None:
@@ -146,6 +153,30 @@ def test_a_dn_whose_client_is_gone_gets_a_prompt_480(mode: str, browser: Browser
     took = time.monotonic() - began
     assert status == 480, f"Genesys got {status} for a DN with no live client"
     assert took < PROMPT_S, f"the 480 took {took:.1f} s"
+
+
+def test_a_call_whose_two_ends_vanish_ends_within_a_minute(mode: str, browser: Browser, far_end: FarEnd) -> None:
+    """The far end stops (no BYE, no RTP) and the agent's browser closes mid-call: Asterisk hangs
+    the call up by itself (rtp_timeout), within 60 s, checked every second; afterwards the
+    gateway's state and the monitor count no call in progress, so no switch would wait on it."""
+    far_end.serve(answer_after=0.2, behaviour="answer")
+    phone = browser.new_phone(AGENT, DN_PASSWORDS[AGENT])
+    try:
+        phone.wait_registered(15)
+        mark = phone.mark()
+        call = genesys_calls_agent(far_end)
+        assert call.wait_answered(15), f"not answered: {call.final_status}"
+        phone.wait_event("confirmed", 10, since=mark)
+        phone.wait_media(min_packets=20)
+        assert AGENT in gateway_state()["calls"]
+        call.vanish()
+        phone.drop()
+        gone = time.monotonic()
+        wait_for("the call hung up by Asterisk", lambda: AGENT not in gateway_state()["calls"], timeout=60, interval=1)
+        print(f"{mode}: the call ended {time.monotonic() - gone:.0f} s after both ends vanished (< 1 s)")
+        wait_for("no call in progress at the monitor", lambda: monitor_calls_in_progress() == 0, timeout=10)
+    finally:
+        phone.close()
 
 
 # --------------------------------------------------------------------------- agent -> Genesys

@@ -653,6 +653,10 @@ class FarEndCall:
                 )
         return self.wait_final(timeout)
 
+    def vanish(self) -> None:
+        """The far end is gone without a BYE (killed, or its network lost): its RTP stops."""
+        self._media.stop()
+
     def bye(self, timeout: float = 5.0) -> int:
         """Hang up an answered call; returns the status of the BYE (408 if none arrived)."""
         with self._fe._cond:
