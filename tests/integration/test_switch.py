@@ -24,7 +24,6 @@ from lab import (
     compose,
     dns_vars,
     ensure_mode,
-    gateway_registrar,
     gateway_state,
     genesys_bindings,
     is_forwarded_contact,
@@ -57,7 +56,7 @@ def report(name: str, figures: dict[str, Any]) -> None:
 def fifty_dns_static() -> Iterator[dict[str, str]]:
     """50 DNs provisioned by the roles, in static mode on a single-contact stand-in."""
     users = {**DN_PASSWORDS, **{str(2000 + i): f"lab-{2000 + i}-secret" for i in range(48)}}
-    extra = {"webrtc_genesys_registrar": gateway_registrar("replace"), "webrtc_dns": dns_vars(users)}
+    extra = {"webrtc_dns": dns_vars(users)}
     assert run_playbook("lab.yml", standin_settings("replace")).returncode == 0
     restart_standin()
     playbook("rollback.yml", extra)
@@ -69,8 +68,8 @@ def fifty_dns_static() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(params=["several-rfc3261", "several-string", "replace"])
 def registrar(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The stand-in playing each registrar behaviour in turn (its own settings); yields the
-    webrtc_genesys_registrar value that describes it."""
+    """The stand-in playing each registrar behaviour in turn (its own settings). The collection
+    is not told which: the same playbooks, the same inventory."""
     with standin_registrar(str(request.param)) as behaviour:
         yield behaviour
 
@@ -94,7 +93,6 @@ def test_switches_keep_every_dn_bound_and_leave_no_old_contacts(registrar: str) 
     connected client is ever seen unbound (100 ms sampling; an unanswered sample counts as
     unbound), and no old-mode contact is left."""
     extra = {
-        "webrtc_genesys_registrar": registrar,
         "webrtc_dns": dns_vars(GAP_USERS),
         "asterisk_static_initial_delay": 30,
     }
@@ -130,7 +128,7 @@ def test_fifty_live_clients_stay_bound_through_revert_on_a_single_contact_regist
     fifty_dns_static: dict[str, str],
 ) -> None:
     dns = sorted(fifty_dns_static)
-    extra = {"webrtc_genesys_registrar": gateway_registrar("replace"), "webrtc_dns": dns_vars(fifty_dns_static)}
+    extra = {"webrtc_dns": dns_vars(fifty_dns_static)}
     with running_clients(fifty_dns_static) as clients:
         figures = measure(dns, clients, lambda: playbook("revert.yml", extra), is_static_contact)
     report("switch_gap_single_50", figures)

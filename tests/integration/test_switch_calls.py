@@ -26,6 +26,7 @@ import pytest
 from lab import (
     DN_PASSWORDS,
     GENESYS,
+    LAB_VARS,
     MODE_PLAYBOOKS,
     STANDIN,
     STANDIN_DEFAULT,
@@ -102,9 +103,9 @@ def test_calls_in_progress_survive_the_switch(
 ) -> None:
     if behaviour == STANDIN_DEFAULT:
         check_switch_with_calls(start, target, None, browser, far_end)
-    else:  # the stand-in keeping one contact per DN, and the collection told so, for this test only
-        with standin_registrar(behaviour) as registrar:
-            check_switch_with_calls(start, target, {"webrtc_genesys_registrar": registrar}, browser, far_end)
+    else:  # the stand-in keeping one contact per DN, for this test only (the collection is not told)
+        with standin_registrar(behaviour):
+            check_switch_with_calls(start, target, {"webrtc_dns": LAB_VARS["webrtc_dns"]}, browser, far_end)
 
 
 def check_switch_with_calls(

@@ -432,12 +432,12 @@ def restart_standin(reassert: bool = False) -> None:
             )
 
 
-# Registrar behaviours the stand-in plays (its own settings, roles/lab_genesys), each with the
-# value of the collection's webrtc_genesys_registrar that describes it.
-STANDIN_BEHAVIOURS: dict[str, tuple[dict[str, Any], str]] = {
-    "several-rfc3261": ({"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "rfc3261"}, "multiple"),
-    "several-string": ({"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "string"}, "multiple"),
-    "replace": ({"lab_genesys_contacts": "replace"}, "single"),
+# Registrar behaviours the stand-in plays (its own settings, roles/lab_genesys). The collection is
+# never told which one: the switch reads it from Genesys's answers.
+STANDIN_BEHAVIOURS: dict[str, dict[str, Any]] = {
+    "several-rfc3261": {"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "rfc3261"},
+    "several-string": {"lab_genesys_contacts": "several", "lab_genesys_contact_matching": "string"},
+    "replace": {"lab_genesys_contacts": "replace"},
 }
 # What the lab's stand-in plays when a test does not say (roles/lab_genesys/defaults).
 STANDIN_DEFAULT = "several-rfc3261"
@@ -445,23 +445,18 @@ STANDIN_DEFAULT = "several-rfc3261"
 
 def standin_settings(behaviour: str, **more: Any) -> dict[str, Any]:
     """lab.yml's extra vars for the stand-in playing `behaviour`, with `more` lab_genesys_* settings."""
-    return {**STANDIN_BEHAVIOURS[behaviour][0], **more}
-
-
-def gateway_registrar(behaviour: str) -> str:
-    """webrtc_genesys_registrar for a stand-in playing `behaviour`."""
-    return STANDIN_BEHAVIOURS[behaviour][1]
+    return {**STANDIN_BEHAVIOURS[behaviour], **more}
 
 
 @contextmanager
 def standin_registrar(behaviour: str, **more: Any) -> Iterator[str]:
-    """The stand-in playing `behaviour` (STANDIN_BEHAVIOURS) with `more` lab_genesys_* settings;
-    yields the webrtc_genesys_registrar value that describes it. Afterwards the lab's default
-    stand-in again, with no binding left from the test, in kamailio mode."""
+    """The stand-in playing `behaviour` (STANDIN_BEHAVIOURS) with `more` lab_genesys_* settings
+    (yielded). Afterwards the lab's default stand-in again, with no binding left from the test,
+    in kamailio mode."""
     result = run_playbook("lab.yml", standin_settings(behaviour, **more))
     assert result.returncode == 0, result.stdout[-3000:]
     try:
-        yield gateway_registrar(behaviour)
+        yield behaviour
     finally:
         if behaviour != STANDIN_DEFAULT or more:
             result = run_playbook("lab.yml")

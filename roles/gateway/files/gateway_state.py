@@ -10,6 +10,8 @@ Prints {"mode", "services", "bound", "calls", "asterisk": {"contacts", "registra
   registrations  DN -> {"name", "status", "expires"}: Asterisk's static registrations at Genesys.
   forwarded      DN -> {"code", "expires", "time", "until"}: Genesys's last answer to Kamailio's
                  mirror (expires: what Genesys granted) and when the binding it holds ends.
+  listed         DN -> {"mine", "static", "time"}: whether Genesys's last 2xx for the DN listed
+                 Kamailio's forwarded contact and Asterisk's static one (1 or 0).
 The switch playbooks read it to decide when a step is done and to print their summary.
 
     gateway-state ... --drain-from kamailio|static --drain-wait 1800 [--force]
@@ -146,6 +148,25 @@ def kamailio_rpc(rpc_url: str, method: str, *params: Any) -> Any:
 def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
     result = kamailio_rpc(rpc_url, "htable.dump", "fwdres")
     return None if result is None else parse_htable_dump(result)
+
+
+def parse_listed_dump(result: Any) -> dict[str, dict[str, int]]:
+    """Kamailio's htable.dump of fwdlisted: "<mine>|<static>|<unix time>" per DN: whether
+    Genesys's last 2xx for the DN listed this gateway's forwarded contact and Asterisk's static one."""
+    listed: dict[str, dict[str, int]] = {}
+    for bucket in result or []:
+        for item in bucket.get("slot", []):
+            try:
+                mine, static, stamp = (int(v) for v in str(item.get("value", "")).split("|")[:3])
+                listed[str(item["name"])] = {"mine": mine, "static": static, "time": stamp}
+            except (KeyError, ValueError):
+                continue
+    return listed
+
+
+def kamailio_listed(rpc_url: str) -> dict[str, dict[str, int]]:
+    result = kamailio_rpc(rpc_url, "htable.dump", "fwdlisted")
+    return {} if result is None else parse_listed_dump(result)
 
 
 def parse_calls(text: str) -> dict[str, int]:
@@ -316,10 +337,12 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
             calls_asked = pool.submit(calls_in_progress, project)
         if services["kamailio"]:
             forwarded_asked = pool.submit(kamailio_forwarded, rpc_url)
+            listed_asked = pool.submit(kamailio_listed, rpc_url)
         if services["asterisk"]:
             asterisk["contacts"] = parse_contacts(contacts.result())
             asterisk["registrations"] = parse_registrations(registrations.result(), prefix)
         forwarded = forwarded_asked.result() if services["kamailio"] else None
+        listed = listed_asked.result() if services["kamailio"] else {}
         calls = calls_asked.result() if services["asterisk"] else {}
     now = time.time()
     bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
@@ -330,7 +353,7 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         "mode": mode_file.read_text().strip() if mode_file.exists() else None,
         "services": services,
         "asterisk": asterisk,
-        "kamailio": {"reachable": forwarded is not None, "forwarded": forwarded or {}},
+        "kamailio": {"reachable": forwarded is not None, "forwarded": forwarded or {}, "listed": listed},
     }
 
 
