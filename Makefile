@@ -91,7 +91,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy, ansible-t
 	$(BIN)/antsibull-changelog lint
 
 unit: venv lab ## Template rendering + daemon validation (nginx -t, kamailio -c, Asterisk load)
-	WEBRTC_REQUIRE_DAEMONS=1 $(BIN)/pytest tests/unit $(PYTEST_OPTS)
+	WEBRTC_REQUIRE_DAEMONS=1 WEBRTC_REQUIRE_BROWSER=1 $(BIN)/pytest tests/unit $(PYTEST_OPTS)
 
 molecule: molecule-static molecule-kamailio ## Both molecule scenarios on the lab
 
@@ -102,7 +102,7 @@ molecule-kamailio: lab
 	$(BIN)/molecule test -s kamailio
 
 integration: lab clients ## Integration tests: real daemons, real wss clients, real registrar
-	$(BIN)/pytest tests/integration $(PYTEST_OPTS)
+	WEBRTC_REQUIRE_BROWSER=1 $(BIN)/pytest tests/integration $(PYTEST_OPTS)
 
 # ---- clean-up --------------------------------------------------------------------------
 lab-down: ## Remove the lab (containers, volumes, files under /opt/webrtc-genesys-lab)

@@ -32,7 +32,7 @@ from lab import (
     utc_now,
     wait_for,
 )
-from lab.browser import Browser, Phone, unavailable_reason
+from lab.browser import Browser, Phone, browser_tests_mark
 from lab.farend import FarEnd, FarEndCall
 
 AGENT = "1002"
@@ -43,7 +43,7 @@ PROMPT_S = 3.0  # "a prompt final answer": well under any ring or transaction ti
 
 MODE_STARTED: dict[str, str] = {}  # mode -> when its calls began (UTC), for the log check
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+pytestmark = browser_tests_mark()
 
 
 @pytest.fixture(scope="module", params=["kamailio", "static"])

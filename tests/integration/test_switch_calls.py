@@ -42,7 +42,7 @@ from lab import (
     utc_now,
     wait_for,
 )
-from lab.browser import Browser, Phone, unavailable_reason
+from lab.browser import Browser, Phone, browser_tests_mark
 from lab.farend import FarEnd, FarEndCall
 from lab.gap import Sampler
 
@@ -50,7 +50,7 @@ INBOUND, OUTBOUND = "1002", "1003"
 NUMBER = "5551000"
 MIN_ENERGY = 100.0  # the fake microphone's tone reads ~700 at the far end; silence reads 0
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+pytestmark = browser_tests_mark()
 
 
 def assert_audio_flows(phone: Phone, call: FarEndCall, when: str) -> None:

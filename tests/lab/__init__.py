@@ -268,8 +268,8 @@ def held_clients(users: dict[str, str], *extra: str, reconnect: bool = True) -> 
 
 
 def error_lines(text: str) -> list[str]:
-    """Lines a daemon logged at ERROR (or worse) level."""
-    markers = ("ERROR", "CRITICAL", "ALERT", "[emerg]", "[crit]", "[alert]")
+    """Lines a daemon logged at ERROR (or worse) level, nginx's [error] included."""
+    markers = ("ERROR", "CRITICAL", "ALERT", "[emerg]", "[crit]", "[alert]", "[error]")
     return [line for line in text.splitlines() if any(m in line for m in markers)]
 
 

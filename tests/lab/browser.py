@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
@@ -493,3 +495,13 @@ def unavailable_reason(executable: str = CHROMIUM, bundle: Path = BUNDLE) -> str
     if bundle == BUNDLE and PHONE_JS.stat().st_mtime > bundle.stat().st_mtime:
         return f"{shown} is older than {PHONE_JS.relative_to(ROOT)} (make clients)"
     return None
+
+
+def browser_tests_mark() -> Any:
+    """The skip mark of a module of browser tests: a skip where no browser can run, but where
+    the run requires one (WEBRTC_REQUIRE_BROWSER=1, as `make test` and CI set) a collection
+    error instead, so that the browser tests can never pass by being skipped."""
+    reason = unavailable_reason()
+    if reason is not None and os.environ.get("WEBRTC_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(f"browser tests required (WEBRTC_REQUIRE_BROWSER=1) but unavailable: {reason}")
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
