@@ -330,6 +330,11 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"| {percentiles} | {fmt(r['cpu_ms'])} |"
             )
     lines += ["", machine_line]
+    for run in s.get("invocations") or []:
+        commit = run.get("commit") or "not recorded"
+        tree = "" if run.get("commit") is None else (", clean tree" if run.get("tree_clean") else ", tree with changes")
+        results = ", ".join(run.get("results") or []) or "nothing"
+        lines.append(f"Run {run.get('started')}: commit {commit}{tree}; measured {results}")
     return "\n".join(lines) + "\n"
 
 

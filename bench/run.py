@@ -179,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(filter(None, args.only.split(","))) - set(BENCHES)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    if not args.only:
-        for name in OUTPUTS:
-            (cfg.out / name).unlink(missing_ok=True)
+    start_record(cfg.out, whole=not args.only)
     started = time.monotonic()
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     log(f"{cfg.mode} run of {', '.join(selected)} into {cfg.out}")
@@ -208,9 +205,39 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         "run_seconds": round(time.monotonic() - started, 1),
         "playbook_runs": len(lab.runs),
+        **commit_info(),
     }
     write_report(cfg.out, run_info(load(cfg.out, "summary"), invocation, cfg.mode, bool(args.only)))
     return 130 if interrupted else (1 if errors else 0)
+
+
+def start_record(out: Path, whole: bool) -> None:
+    """A whole run starts the record afresh: every result file of the previous run goes first, so
+    that no figure of an earlier run can pass for one of this run."""
+    out.mkdir(parents=True, exist_ok=True)
+    if whole:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def commit_info(root: Path = CHECKOUT) -> dict[str, Any]:
+    """The commit the run measured, and whether the work tree held changes beside it."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], check=False, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or None, "tree_clean": bool(commit) and status == ""}
 
 
 def run_info(previous: dict[str, Any], invocation: dict[str, Any], mode: str, partial: bool) -> dict[str, Any]:

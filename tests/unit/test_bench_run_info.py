@@ -72,7 +72,23 @@ def test_an_interrupted_benchmark_is_recorded_and_stops_the_run(tmp_path: Path, 
     assert (tmp_path / "throughput.json").is_file()
 
 
-def test_a_whole_run_removes_the_previous_record_first() -> None:
+def test_a_whole_run_removes_the_previous_record_first(tmp_path: Path) -> None:
     from bench import run  # noqa: PLC0415
 
-    assert {"summary.json", "summary.md", "throughput.json", "calls.json"} <= set(run.OUTPUTS)
+    previous = ["summary.json", "summary.md", "throughput.json", "calls.json", "switch_bindings.png"]
+    for name in [*previous, "notes.txt"]:
+        (tmp_path / name).write_text("from an earlier run")
+    run.start_record(tmp_path, whole=False)  # a partial run (--only) keeps the record
+    assert all((tmp_path / name).exists() for name in previous)
+    run.start_record(tmp_path, whole=True)
+    assert [name for name in previous if (tmp_path / name).exists()] == []
+    assert (tmp_path / "notes.txt").exists()  # not a result file: left alone
+
+
+def test_the_record_names_the_commit_it_measured(tmp_path: Path) -> None:
+    from bench import run  # noqa: PLC0415
+
+    info = run.commit_info()
+    assert info["commit"] is not None and len(info["commit"]) == 40
+    assert isinstance(info["tree_clean"], bool)
+    assert run.commit_info(tmp_path) == {"commit": None, "tree_clean": False}  # not a checkout
