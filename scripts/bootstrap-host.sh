@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start what the lab needs on a Debian 12/13 host, only where missing:
-# the Docker engine, compose v2, debootstrap (for the local base image), SIPp, Node, promtool and Chromium
+# the Docker engine, compose v2, debootstrap (for the local base image), SIPp, Node, promtool, shellcheck and Chromium
 # (headless, driven by Playwright in the browser call tests).
 # Idempotent: a second run changes nothing. Talks only to the Debian mirror.
 set -euo pipefail
@@ -19,6 +19,7 @@ command -v ss >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)  # promtool: the example alert rules are tested
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)  # make lint checks every shell script
 
 apt_updated=0
 apt_update() { [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }; }

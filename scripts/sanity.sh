@@ -12,7 +12,9 @@
 #   validate-modules, ansible-doc, import, runtime-metadata, action-plugin-docs
 #                            the collection ships roles and playbooks, no modules or plugins
 #   changelog                antsibull-changelog lint in make lint
-#   pslint, shellcheck       no PowerShell; shellcheck is not among the tools make host installs
+#   pslint                   no PowerShell
+#   shellcheck               run here directly on every tracked shell script (below), the
+#                            repository's scripts included, not only the collection's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(realpath "${PYTHON:-.venv/bin/python}")
@@ -36,5 +38,10 @@ for test in pep8 pylint yamllint validate-modules ansible-doc import runtime-met
             changelog pslint shellcheck; do
   skip+=(--skip-test "$test")
 done
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "shellcheck not found: make host installs it (apt-get install shellcheck)" >&2
+  exit 1
+fi
+git ls-files -z '*.sh' | xargs -0 shellcheck
 cd "$tree"
 "$ansible_test" sanity --python "$pyver" "${skip[@]}" --color no
