@@ -13,7 +13,7 @@
 #                            the collection ships roles and playbooks, no modules or plugins
 #   changelog                antsibull-changelog lint in make lint
 #   pslint                   no PowerShell
-#   shellcheck               run here directly on every tracked shell script (below), the
+#   (the shellcheck test)    run here directly on every tracked shell script (below), the
 #                            repository's scripts included, not only the collection's
 set -euo pipefail
 cd "$(dirname "$0")/.."
