@@ -24,10 +24,10 @@ from lab import (
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
     test_an_inbound_call_from_genesys_is_answered_with_audio_both_ways,
     test_nginx_config_is_valid_for_nginx,
-    test_no_error_lines_since_start,
     test_registration_monitor_is_healthy,
     test_secret_files_are_not_world_readable,
 )
+from lab.common_checks import test_no_error_lines_since_start as no_error_lines_since_start
 
 SEED_SEQUENCE = [
     "REGISTER from sip:1002@",
@@ -102,9 +102,21 @@ def test_wss_register_follows_seed_sequence_and_binds_at_genesys() -> None:
 
 
 def test_unregister_removes_the_genesys_binding() -> None:
+    run_client({"1002": DN_PASSWORDS["1002"]}, "register")
+    wait_for(
+        "1002 bound at the stand-in before the un-REGISTER",
+        lambda: [b for b in genesys_bindings().get("1002", []) if b["contact"].startswith(f"sip:{FORWARDED_PREFIX}")],
+        timeout=5,
+    )
     run_client({"1002": DN_PASSWORDS["1002"]}, "unregister")
     wait_for(
         "1002's forwarded binding removed at the stand-in",
         lambda: not [b for b in genesys_bindings().get("1002", []) if ";line=" not in b["contact"]],
         timeout=3,
     )
+
+
+# Last in the module (pytest runs a module's tests in the order they appear): the daemons' logs
+# are checked after the scenario's own tests have made them work, not before.
+def test_no_error_lines_after_the_scenario(running_services: list[str]) -> None:
+    no_error_lines_since_start(running_services)

@@ -18,10 +18,10 @@ from lab import (
 from lab.common_checks import (  # noqa: F401 - shared operator checks, collected here
     test_an_inbound_call_from_genesys_is_answered_with_audio_both_ways,
     test_nginx_config_is_valid_for_nginx,
-    test_no_error_lines_since_start,
     test_registration_monitor_is_healthy,
     test_secret_files_are_not_world_readable,
 )
+from lab.common_checks import test_no_error_lines_since_start as no_error_lines_since_start
 
 
 @pytest.fixture
@@ -60,3 +60,9 @@ def test_wss_client_registers_straight_at_asterisk() -> None:
             "1002's WebSocket contact at Asterisk", lambda: asterisk_cli("pjsip show contacts"), "1002/"
         )
         assert "transport=ws" in contacts.lower()
+
+
+# Last in the module (pytest runs a module's tests in the order they appear): the daemons' logs
+# are checked after the scenario's own tests have made them work, not before.
+def test_no_error_lines_after_the_scenario(running_services: list[str]) -> None:
+    no_error_lines_since_start(running_services)
