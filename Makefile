@@ -106,7 +106,7 @@ integration: lab clients ## Integration tests: real daemons, real wss clients, r
 
 # ---- clean-up --------------------------------------------------------------------------
 lab-down: ## Remove the lab (containers, volumes, files under /opt/webrtc-genesys-lab)
-	-@for p in $(LAB_ROOT)/gateway $(LAB_ROOT)/genesys; do \
+	-@for p in $(LAB_ROOT)/gateway $(LAB_ROOT)/genesys $(LAB_ROOT)/genesys-b; do \
 	  [ -f $$p/docker-compose.yml ] && docker compose --project-directory $$p down -v --remove-orphans; done
 	rm -rf $(LAB_ROOT)
 

@@ -20,8 +20,10 @@ from lab import (
     DN_PASSWORDS,
     FORWARDED_PREFIX,
     GATEWAY,
+    GENESYS_B,
     LAB_VARS,
     MONITOR,
+    STANDIN_B_RPC,
     STANDIN_BEHAVIOURS,
     STANDIN_RPC,
     ensure_mode,
@@ -30,6 +32,7 @@ from lab import (
     gateway_state,
     genesys_bindings,
     held_clients,
+    is_forwarded_contact,
     run_client,
     service_log,
     standin_registrar,
@@ -45,17 +48,22 @@ GRANT = 12  # the stand-in grants at most this (lab_genesys_max_expires), far le
 SAMPLE_S = 0.1
 
 
-def standin_rpc(method: str, *params: Any) -> Any:
+def standin_rpc(method: str, *params: Any, rpc: str = STANDIN_RPC) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
-    with urllib.request.urlopen(urllib.request.Request(STANDIN_RPC, data=body), timeout=3) as answer:
+    with urllib.request.urlopen(urllib.request.Request(rpc, data=body), timeout=3) as answer:
         reply = json.load(answer)
     assert "error" not in reply, reply
     return reply.get("result")
 
 
-def standin_state(state: int) -> None:
+def standin_state(state: int, rpc: str = STANDIN_RPC) -> None:
     """0 up, 1 silent (no answer at all), 2 unavailable (503 to everything): at run time."""
-    standin_rpc("htable.seti", "standin", "state", state)
+    standin_rpc("htable.seti", "standin", "state", state, rpc=rpc)
+
+
+def bound_dns(rpc: str = STANDIN_RPC) -> set[str]:
+    """DNs holding a forwarded binding at a stand-in."""
+    return {d for d, b in genesys_bindings(rpc).items() if any(is_forwarded_contact(x["contact"]) for x in b)}
 
 
 def monitor_dn(dn: str) -> dict[str, Any]:
@@ -166,44 +174,72 @@ OUTAGE_USERS = {**DN_PASSWORDS, **{str(3000 + i): f"lab-{3000 + i}-secret" for i
 
 @pytest.fixture(scope="module")
 def two_hundred_agents() -> Iterator[dict[str, str]]:
-    """200 DNs provisioned by the roles, every one registered by a live client (600 s)."""
+    """200 DNs provisioned by the roles, every one registered by a live client (600 s); Genesys
+    at two addresses (the lab's two stand-ins, the primary preferred)."""
     dns = [{"dn": dn, "password": pw} for dn, pw in sorted(OUTAGE_USERS.items())]
-    ensure_mode("kamailio", {"webrtc_dns": dns})
+    ensure_mode("kamailio", {"webrtc_dns": dns, "webrtc_genesys_failover_addresses": [GENESYS_B]})
     try:
         with held_clients(OUTAGE_USERS, "--expires", "600", reconnect=False):
-            wait_for(
-                "200 DNs bound",
-                lambda: len([d for d in OUTAGE_USERS if d in genesys_bindings()]) == len(OUTAGE_USERS),
-                timeout=60,
-            )
+            wait_for("200 DNs bound", lambda: bound_dns() >= set(OUTAGE_USERS), timeout=60)
             yield OUTAGE_USERS
     finally:
         ensure_mode("kamailio", {"webrtc_dns": LAB_VARS["webrtc_dns"]})
+
+
+def test_the_primary_of_two_stops_and_every_dn_is_bound_at_the_other(two_hundred_agents: dict[str, str]) -> None:
+    """The preferred Genesys address stops answering: every forwarded DN is bound at the second
+    address within 10 s + N/200 s (measured every 100 ms); when the primary answers again, they
+    are bound there again within the same time, no agent re-registering."""
+    dns = set(two_hundred_agents)
+    limit = 10 + len(dns) / 200
+    assert not bound_dns(STANDIN_B_RPC) & dns  # nothing there yet: the primary is preferred
+    standin_state(1)  # the primary goes silent
+    try:
+        stopped = time.monotonic()
+        wait_for(
+            f"all {len(dns)} DNs bound at {GENESYS_B}",
+            lambda: bound_dns(STANDIN_B_RPC) >= dns,
+            timeout=limit,
+            interval=SAMPLE_S,
+        )
+        moved = time.monotonic() - stopped
+        for dn in dns:  # the primary forgets them meanwhile (a restart)
+            standin_rpc("ul.rm", "location", dn)
+    finally:
+        standin_state(0)
+    back = time.monotonic()
+    wait_for(
+        f"all {len(dns)} DNs bound at the primary again", lambda: bound_dns() >= dns, timeout=limit, interval=SAMPLE_S
+    )
+    returned = time.monotonic() - back
+    print(
+        f"primary stopped: {len(dns)} DNs bound at the second address in {moved:.1f} s; "
+        f"primary back: bound there again in {returned:.1f} s (< 0.1 s)"
+    )
+    assert moved <= limit and returned <= limit
 
 
 @pytest.mark.parametrize(("state", "down_s"), [(1, 30), (2, 10)], ids=["silent-30s", "503-10s"])
 def test_genesys_comes_back_and_every_dn_is_bound_again(
     two_hundred_agents: dict[str, str], state: int, down_s: int
 ) -> None:
-    """Genesys stops answering (silence or 503) and comes back having forgotten every binding
-    (a restarted registrar): every DN whose agent is still registered is bound again within
-    10 s + N/200 s, with no agent re-registering. Measured every 100 ms."""
+    """Genesys (both addresses) stops answering (silence or 503) and comes back having forgotten
+    every binding (a restarted registrar): every DN whose agent is still registered is bound
+    again within 10 s + N/200 s, with no agent re-registering. Measured every 100 ms."""
     dns = set(two_hundred_agents)
-    standin_state(state)
+    for rpc in (STANDIN_RPC, STANDIN_B_RPC):
+        standin_state(state, rpc)
     try:
-        for dn in dns:
-            standin_rpc("ul.rm", "location", dn)
+        for rpc in (STANDIN_RPC, STANDIN_B_RPC):
+            for dn in dns:
+                standin_rpc("ul.rm", "location", dn, rpc=rpc)
         time.sleep(down_s)
     finally:
+        standin_state(0, STANDIN_B_RPC)
         standin_state(0)
     back = time.monotonic()
     limit = 10 + len(dns) / 200
-    wait_for(
-        f"all {len(dns)} DNs bound again",
-        lambda: dns <= {d for d, b in genesys_bindings().items() if any(FORWARDED_PREFIX in x["contact"] for x in b)},
-        timeout=limit,
-        interval=SAMPLE_S,
-    )
+    wait_for(f"all {len(dns)} DNs bound again", lambda: bound_dns() >= dns, timeout=limit, interval=SAMPLE_S)
     took = time.monotonic() - back
     how = "silent" if state == 1 else "503"
     print(f"Genesys back after {down_s} s ({how}): {len(dns)} DNs bound again in {took:.1f} s (< 0.1 s)")

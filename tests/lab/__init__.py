@@ -39,6 +39,9 @@ HEALTHZ_URL = f"https://{GATEWAY}:{LAB_VARS['nginx_listen_port']}/healthz"
 GATEWAY_DEFAULTS: dict[str, Any] = yaml.safe_load((ROOT / "roles/gateway/defaults/main.yml").read_text())
 ASTERISK_SIP = f"{GATEWAY}:{LAB_VARS.get('webrtc_asterisk_sip_port', GATEWAY_DEFAULTS['webrtc_asterisk_sip_port'])}"
 STANDIN_RPC = f"http://{GENESYS}:8081/RPC"
+# The second stand-in, another address of the Genesys pool (playbooks/lab.yml), for failover.
+GENESYS_B = str(LAB_VARS["lab_genesys_secondary_address"])
+STANDIN_B_RPC = f"http://{GENESYS_B}:8081/RPC"
 STANDIN_PROJECT = Path(LAB_VARS["lab_root"]) / "genesys"
 KAMAILIO_RPC = f"http://{LAB_VARS['webrtc_kamailio_rpc_address']}:5071/RPC"
 DN_PASSWORDS: dict[str, str] = {d["dn"]: d["password"] for d in LAB_VARS["webrtc_dns"]}
@@ -62,9 +65,10 @@ for _address in (GATEWAY, GENESYS):
     assert_loopback(_address)
 
 
-def genesys_bindings() -> dict[str, list[dict[str, Any]]]:
-    """The stand-in registrar's bindings: {"1002": [{"contact", "expires"}]}."""
-    return _dump_bindings(STANDIN_RPC)
+def genesys_bindings(rpc: str = STANDIN_RPC) -> dict[str, list[dict[str, Any]]]:
+    """The stand-in registrar's bindings: {"1002": [{"contact", "expires"}]} (the second
+    stand-in's with rpc=STANDIN_B_RPC)."""
+    return _dump_bindings(rpc)
 
 
 def compose(*args: str, project: Path = PROJECT, check: bool = True, timeout: float = 60) -> str:

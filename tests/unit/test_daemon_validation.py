@@ -63,6 +63,13 @@ KAMAILIO_CASES = (
         (("webrtc_genesys_auth_enabled", True),),
     ),
     KamailioCase(
+        "proxy-kamailio-two-genesys-failovers",
+        "kamailio",
+        "kamailio-proxy.cfg.j2",
+        "kamailio",
+        (("webrtc_genesys_failover_addresses", ("127.0.0.82", "127.0.0.83")),),
+    ),
+    KamailioCase(
         "proxy-quiet-no-pike",
         "kamailio",
         "kamailio-proxy.cfg.j2",
