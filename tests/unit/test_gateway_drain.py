@@ -4,22 +4,11 @@ call ends, cut only after the wait or with force)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from .gateway_state_module import load
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "roles/gateway/files/gateway_state.py"
-    spec = importlib.util.spec_from_file_location("gateway_state", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gs = _load()
+gs = load()
 
 # Captured on the lab (Asterisk 22, Kamailio 6.1) with two agents on calls.
 CHANNELS = (

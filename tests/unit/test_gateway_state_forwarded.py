@@ -3,22 +3,11 @@ fwdres and fwdlisted htables: "bound" means granted by Genesys and not yet lapse
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from .gateway_state_module import load
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "roles/gateway/files/gateway_state.py"
-    spec = importlib.util.spec_from_file_location("gateway_state_forwarded", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gs = _load()
+gs = load()
 
 
 def dump(**values: str) -> list[dict[str, Any]]:
