@@ -182,6 +182,10 @@ def two_hundred_agents() -> Iterator[dict[str, str]]:
         with held_clients(OUTAGE_USERS, "--expires", "600", reconnect=False):
             wait_for("200 DNs bound", lambda: bound_dns() >= set(OUTAGE_USERS), timeout=60)
             yield OUTAGE_USERS
+        # The held clients stop without un-REGISTERing: their registrations (600 s) would keep
+        # Kamailio refreshing their bindings at Genesys after the module. Each agent logs out.
+        run_client(OUTAGE_USERS, "unregister", timeout=120)
+        wait_for("the 200 DNs withdrawn at Genesys", lambda: not bound_dns() & set(OUTAGE_USERS), timeout=20)
     finally:
         ensure_mode("kamailio", {"webrtc_dns": LAB_VARS["webrtc_dns"]})
 
