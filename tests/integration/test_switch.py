@@ -66,7 +66,12 @@ def fifty_dns_static() -> Iterator[dict[str, str]]:
     playbook("rollback.yml")  # static mode with the lab's DNs: what the next tests start from
 
 
-@pytest.fixture(params=["several-rfc3261", "several-string", "replace"])
+# Two of the stand-in's three behaviours: several contacts per DN compared as RFC 3261 says (the
+# stricter of the two "several" behaviours: a contact differing only by a one-sided parameter is
+# the same binding there), and one contact per DN. Compared as strings, the forwarded contact and
+# Asterisk's differ as they do under RFC 3261 (the user part), so the switch sees the same
+# answers; test_genesys_registrars.py covers that behaviour's forwarding. Each case costs ~5 min.
+@pytest.fixture(params=["several-rfc3261", "replace"])
 def registrar(request: pytest.FixtureRequest) -> Iterator[str]:
     """The stand-in playing each registrar behaviour in turn (its own settings). The collection
     is not told which: the same playbooks, the same inventory."""
