@@ -33,6 +33,7 @@ from lab import (
     genesys_bindings,
     held_clients,
     is_forwarded_contact,
+    jsonrpc,
     run_client,
     service_log,
     standin_registrar,
@@ -49,9 +50,7 @@ SAMPLE_S = 0.1
 
 
 def standin_rpc(method: str, *params: Any, rpc: str = STANDIN_RPC) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
-    with urllib.request.urlopen(urllib.request.Request(rpc, data=body), timeout=3) as answer:
-        reply = json.load(answer)
+    reply = jsonrpc(rpc, method, *params)
     assert "error" not in reply, reply
     return reply.get("result")
 

@@ -139,11 +139,17 @@ def gateway_state() -> dict[str, Any]:
     return state
 
 
-def kamailio_rpc(method: str, *params: Any) -> Any:
+def jsonrpc(url: str, method: str, *params: Any) -> dict[str, Any]:
+    """One JSON-RPC call to a Kamailio (the gateway's, or a stand-in's): the whole reply."""
     body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
-    request = urllib.request.Request(KAMAILIO_RPC, data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as response:
-        return json.load(response).get("result")
+        reply: dict[str, Any] = json.load(response)
+    return reply
+
+
+def kamailio_rpc(method: str, *params: Any) -> Any:
+    return jsonrpc(KAMAILIO_RPC, method, *params).get("result")
 
 
 def kamailio_switch_action(action: str, dn: str | None = None) -> dict[str, Any]:

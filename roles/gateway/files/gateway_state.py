@@ -116,19 +116,25 @@ def parse_htable_dump(result: Any) -> dict[str, dict[str, Any]]:
     "bound until" is when the binding Genesys granted ends (a failed refresh keeps the previous
     grant's); a value without it (three fields) is bound for its grant from its time."""
     forwarded: dict[str, dict[str, Any]] = {}
-    for bucket in result or []:
-        for item in bucket.get("slot", []):
-            fields = str(item.get("value", "")).split("|")
-            try:
-                code, expires, stamp = (int(v) for v in fields[:3])
-                if len(fields) > 3:
-                    until = int(fields[3])
-                else:
-                    until = stamp + expires if 200 <= code < 300 and expires > 0 else 0
-                forwarded[str(item["name"])] = {"code": code, "expires": expires, "time": stamp, "until": until}
-            except (KeyError, ValueError):
-                continue
+    for name, fields in htable_items(result):
+        try:
+            code, expires, stamp = (int(v) for v in fields[:3])
+            granted_until = stamp + expires if 200 <= code < 300 and expires > 0 else 0
+            until = int(fields[3]) if len(fields) > 3 else granted_until
+        except ValueError:
+            continue
+        forwarded[name] = {"code": code, "expires": expires, "time": stamp, "until": until}
     return forwarded
+
+
+def htable_items(result: Any) -> list[tuple[str, list[str]]]:
+    """The (name, "|"-separated fields) of every item of a Kamailio htable.dump result."""
+    return [
+        (str(item["name"]), str(item.get("value", "")).split("|"))
+        for bucket in result or []
+        for item in bucket.get("slot", [])
+        if "name" in item
+    ]
 
 
 def kamailio_rpc(rpc_url: str, method: str, *params: Any) -> Any:
@@ -154,13 +160,12 @@ def parse_listed_dump(result: Any) -> dict[str, dict[str, int]]:
     """Kamailio's htable.dump of fwdlisted: "<mine>|<static>|<unix time>" per DN: whether
     Genesys's last 2xx for the DN listed this gateway's forwarded contact and Asterisk's static one."""
     listed: dict[str, dict[str, int]] = {}
-    for bucket in result or []:
-        for item in bucket.get("slot", []):
-            try:
-                mine, static, stamp = (int(v) for v in str(item.get("value", "")).split("|")[:3])
-                listed[str(item["name"])] = {"mine": mine, "static": static, "time": stamp}
-            except (KeyError, ValueError):
-                continue
+    for name, fields in htable_items(result):
+        try:
+            mine, static, stamp = (int(v) for v in fields[:3])
+        except ValueError:
+            continue
+        listed[name] = {"mine": mine, "static": static, "time": stamp}
     return listed
 
 
