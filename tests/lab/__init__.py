@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import yaml
 from genesys_bindings import dump as _dump_bindings
 
+from .logs import error_lines as error_lines
 from .polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,12 +276,6 @@ def held_clients(users: dict[str, str], *extra: str, reconnect: bool = True) -> 
         yield client
     finally:
         client.stop()
-
-
-def error_lines(text: str) -> list[str]:
-    """Lines a daemon logged at ERROR (or worse) level, nginx's [error] included."""
-    markers = ("ERROR", "CRITICAL", "ALERT", "[emerg]", "[crit]", "[alert]", "[error]")
-    return [line for line in text.splitlines() if any(m in line for m in markers)]
 
 
 def _playbook_command(playbook: str, extra_file: str | None, *args: str) -> tuple[list[str], dict[str, str]]:

@@ -18,16 +18,10 @@ from typing import Final
 from .rendering import ROLES, lab_variables
 
 IMAGE: Final = str(lab_variables("kamailio")["gateway_image"])
-# Lines a daemon logs at error level or worse (Kamailio, Asterisk, nginx spellings).
-ERROR_MARKERS: Final = ("ERROR", "CRITICAL", "ALERT", "[error]", "[crit]", "[alert]", "[emerg]")
 ASTERISK_FILES: Final = ROLES / "asterisk" / "files" / "etc"
 ASTERISK_BOOT_TIMEOUT: Final = 30.0
 KAMAILIO_RUN_SECONDS: Final = 2
 _MARK: Final = "::unit-daemons::"
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if any(marker in line for marker in ERROR_MARKERS)]
 
 
 def docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

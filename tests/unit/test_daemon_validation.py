@@ -20,10 +20,10 @@ from lab.daemons import (
     NginxResult,
     asterisk_check,
     asterisk_config_dir,
-    error_lines,
     kamailio_check,
     nginx_test,
 )
+from lab.logs import error_lines
 from lab.rendering import MODES, ROLES, lab_variables, render, render_lab
 
 pytestmark = pytest.mark.daemon

@@ -1,0 +1,50 @@
+"""Which lines of a daemon's log fail a test: anything at error level or worse, with one exception.
+
+The exception is Kamailio 6.1's websocket module reporting that a client left without a closing
+handshake (a killed process, a lost network): nginx then closes the upstream TCP connection, the
+core forgets it before any module hears of it (``tcp_main.c`` emits ``tcp:closed`` after unhashing
+the connection), and the WebSocket record lingers until the keep-alive timer finds its TCP
+connection gone. Every way the module has to drop that record logs at error level; with PING
+keep-alives it is the pair below, from one process, about ``keepalive_timeout`` after the client
+left. The pair is accepted only whole: the ERROR line without the WARNING just before it in the
+same process fails like any other (a keep-alive that could not be sent on a live connection).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# Lines a daemon logs at error level or worse (Kamailio, Asterisk, nginx spellings).
+ERROR_MARKERS: Final = ("ERROR", "CRITICAL", "ALERT", "[error]", "[crit]", "[alert]", "[emerg]")
+
+_KAMAILIO_LINE: Final = re.compile(r"\b\d+\((?P<pid>\d+)\) (?P<level>[A-Z]+): (?P<rest>.*)$")
+_PEER_GONE_WARNING: Final = re.compile(
+    r"^WARNING: websocket \[ws_frame\.c:\d+\]: encode_and_send_ws_frame\(\): TCP/TLS connection get failed$"
+)
+_PEER_GONE_ERROR: Final = re.compile(r"websocket \[ws_frame\.c:\d+\]: ping_pong\(\): sending keepalive$")
+
+
+def _is_error(line: str) -> bool:
+    return any(marker in line for marker in ERROR_MARKERS)
+
+
+def error_lines(text: str) -> list[str]:
+    """Lines a daemon logged at ERROR (or worse) level, nginx's [error] included, less the one
+    Kamailio keep-alive report of a client gone without a WebSocket close (module docstring)."""
+    found: list[str] = []
+    previous_by_pid: dict[str, str] = {}
+    for line in text.splitlines():
+        parsed = _KAMAILIO_LINE.search(line)
+        if parsed is None:
+            if _is_error(line):
+                found.append(line)
+            continue
+        pid, level, rest = parsed["pid"], parsed["level"], parsed["rest"].rstrip()
+        before = previous_by_pid.get(pid, "")
+        previous_by_pid[pid] = f"{level}: {rest}"
+        if level == "ERROR" and _PEER_GONE_ERROR.search(rest) and _PEER_GONE_WARNING.search(before):
+            continue
+        if _is_error(line):
+            found.append(line)
+    return found
