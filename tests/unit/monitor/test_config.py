@@ -49,12 +49,16 @@ def test_the_roles_rendered_config_loads(mode: str, tmp_path: Path) -> None:
     assert config.reconnect_initial_delay == 1.0
     assert config.reconnect_max_delay == 30.0
     assert config.resync_interval == 60.0
+    # static mode's probe goes where Asterisk's static registrations go: the lab's stand-in
+    assert (config.genesys_address, config.genesys_port, config.genesys_probe_interval) == ("127.0.0.81", 5060, 2.0)
+    assert config.reassert_rate == 200.0
 
 
 def test_defaults_of_the_optional_settings() -> None:
     config = parse_config(valid())
     assert (config.reconnect_initial_delay, config.reconnect_max_delay, config.resync_interval) == (1.0, 30.0, 60.0)
     assert config.ami_secret.reveal() == SECRET
+    assert (config.genesys_address, config.reassert_rate) == ("", 200.0)  # no probe unless asked
 
 
 def test_the_secret_never_shows(tmp_path: Path) -> None:
@@ -84,6 +88,10 @@ def test_the_secret_never_shows(tmp_path: Path) -> None:
         ({"poll_interval": 0}, "'poll_interval' must be a positive number"),
         ({"dns": ["1002", 1003]}, "'dns' must be a list of DNs"),
         ({"reconnect_initial_delay": 5, "reconnect_max_delay": 2}, "'reconnect_max_delay' (2) must not be below"),
+        ({"genesys_port": 0}, "'genesys_port' must be an integer port"),
+        ({"genesys_probe_interval": 0}, "'genesys_probe_interval' must be a positive number of seconds"),
+        ({"reassert_rate": -1}, "'reassert_rate' must be a positive number per second"),
+        ({"genesys_address": 5}, "'genesys_address' must be a non-empty string"),
     ],
 )
 def test_bad_values_are_named(overrides: dict[str, Any], message: str) -> None:

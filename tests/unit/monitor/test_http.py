@@ -238,3 +238,14 @@ def test_get_only(path: str) -> None:
             return (await client.post(path)).status
 
     assert asyncio.run(post()) == 405
+
+
+def test_static_mode_shows_whether_genesys_answers_the_probe_once_probed() -> None:
+    state = MonitorState("static", ["1002"])
+    _, _, before = asyncio.run(get(state, "/metrics"))
+    assert "webrtc_monitor_genesys_answering" not in before  # not probed yet (or no probe configured)
+    for answering, value in ((False, "0.0"), (True, "1.0")):
+        state.genesys_answering = answering
+        _, _, body = asyncio.run(get(state, "/metrics"))
+        assert f"webrtc_monitor_genesys_answering {value}" in body
+        assert json.loads(asyncio.run(get(state, "/state"))[2])["genesys_answering"] is answering

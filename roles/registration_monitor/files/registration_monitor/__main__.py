@@ -22,6 +22,7 @@ from . import __version__
 from .ami import AmiClient
 from .config import Config, ConfigError, Secret, load_config
 from .events import LogEvent
+from .genesys import GenesysProbe
 from .http import create_app, start_http
 from .kamailio import KamailioPoller
 from .state import MonitorState
@@ -74,7 +75,22 @@ async def run(config: Config, emit: Callable[[LogEvent], None] = print_event) ->
     poller = KamailioPoller(
         config.kamailio_rpc_url, config.poll_interval, state, emit, expected=config.mode == "kamailio"
     )
-    jobs: list[Coroutine[Any, Any, None]] = [AmiClient(config, state, emit).run(), poller.run()]
+    ami = AmiClient(config, state, emit)
+    jobs: list[Coroutine[Any, Any, None]] = [ami.run(), poller.run()]
+    if config.mode == "static" and config.genesys_address:
+
+        def answering(now: bool) -> None:
+            state.genesys_answering = now
+
+        probe = GenesysProbe(
+            (config.genesys_address, config.genesys_port),
+            config.listen_address,
+            domain=config.genesys_domain,
+            interval=config.genesys_probe_interval,
+            on_back=lambda: ami.register_static(config.reassert_rate),
+            on_change=answering,
+        )
+        jobs.append(probe.run())
     tasks = [asyncio.ensure_future(job) for job in jobs]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

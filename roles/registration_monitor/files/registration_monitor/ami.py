@@ -40,6 +40,7 @@ from .events import (
     header,
     parse_call_event,
     parse_change,
+    registration_objects_from_show_outbound,
     registrations_from_show_outbound,
     to_log_event,
 )
@@ -115,6 +116,13 @@ def describe_loss(cause: object) -> str:
     return "connection closed by Asterisk"
 
 
+def _succeeded(answer: object) -> bool:
+    """An AMI action's answer says Success (panoramisk gives a list for multi-message answers)."""
+    if isinstance(answer, list):
+        answer = answer[0] if answer else None
+    return isinstance(answer, Mapping) and header(answer, "Response").lower() == "success"
+
+
 class AmiClient:
     """Keeps an AMI session up and the AMI half of the state right; emits one JSON line per event."""
 
@@ -140,6 +148,9 @@ class AmiClient:
         self._buffer: list[Change | CallEvent] | None = None
         self._synced_once_this_session = False
         self._warned_call_events = False
+        self._manager: Any = None
+        # DN -> name of its static registration at Asterisk (from the last sync)
+        self.registration_objects: dict[str, str] = {}
 
     @property
     def address(self) -> str:
@@ -208,8 +219,10 @@ class AmiClient:
             else:
                 log.info("AMI %s: connected as %s", self.address, self.config.ami_user)
             self.sessions += 1
+            self._manager = manager
             await self._follow(manager, lost)
         finally:
+            self._manager = None
             self.state.ami_connected = False
             self.state.synced = False
             self.state.calls_lost_sight()
@@ -265,7 +278,7 @@ class AmiClient:
     # ---------------------------------------------------------------- state rebuilt from actions
 
     async def _action(self, manager: Any, name: str) -> Any:
-        return await asyncio.wait_for(manager.send_action({"Action": name}), self.config.action_timeout)
+        return await self._send(manager, {"Action": name})
 
     async def sync(self, manager: Any) -> None:
         """Rebuild the AMI half of the state from actions; events seen meanwhile are applied again after."""
@@ -274,9 +287,9 @@ class AmiClient:
         self._buffer = []
         try:
             contacts = contacts_from_show_contacts(await self._action(manager, "PJSIPShowContacts"))
-            registrations = registrations_from_show_outbound(
-                await self._action(manager, "PJSIPShowRegistrationsOutbound")
-            )
+            outbound = await self._action(manager, "PJSIPShowRegistrationsOutbound")
+            registrations = registrations_from_show_outbound(outbound)
+            self.registration_objects = registration_objects_from_show_outbound(outbound)
             channels = channels_from_show_channels(await self._action(manager, "CoreShowChannels"))
         finally:
             buffered, self._buffer = self._buffer or [], None
@@ -318,6 +331,47 @@ class AmiClient:
             self.state.mode,
             len(self.state.calls_in_progress()),
         )
+
+    # ---------------------------------------------------------------- static registrations sent again
+
+    async def register_static(self, rate: float) -> tuple[int, int]:
+        """``PJSIPRegister`` for every static registration, ``rate`` per second (in tenths of a second).
+
+        For a Genesys that answers again after it stopped: it may hold none of the bindings, and
+        Asterisk would not send them before each one's refresh. Asterisk's PJSIPRegister first
+        un-REGISTERs, then REGISTERs: a DN whose binding Genesys kept is unbound for one round trip.
+        Returns (sent, refused). Nothing is sent while AMI is not logged in (the next sync shows
+        the registrations as Asterisk has them; Asterisk's own retries go on).
+        """
+        manager, names = self._manager, sorted(self.registration_objects.values())
+        if manager is None or not names:
+            if names:
+                log.warning("AMI %s: not logged in: %d static registration(s) not sent again", self.address, len(names))
+            return 0, 0
+        started = self.clock()
+        batch = max(1, int(rate / 10))
+        refused: list[str] = []
+        for first in range(0, len(names), batch):
+            if first:
+                await self.sleep(0.1)
+            chunk = names[first : first + batch]
+            answers = await asyncio.gather(
+                *(self._send(manager, {"Action": "PJSIPRegister", "Registration": name}) for name in chunk),
+                return_exceptions=True,
+            )
+            refused += [name for name, answer in zip(chunk, answers, strict=True) if not _succeeded(answer)]
+        log.info(
+            "AMI %s: %d static registration(s) sent again at %g/s in %.1f s%s",
+            self.address,
+            len(names),
+            rate,
+            self.clock() - started,
+            f"; refused: {', '.join(refused[:10])}{' ...' if len(refused) > 10 else ''}" if refused else "",
+        )
+        return len(names), len(refused)
+
+    async def _send(self, manager: Any, action: dict[str, str]) -> Any:
+        return await asyncio.wait_for(manager.send_action(action), self.config.action_timeout)
 
     # ---------------------------------------------------------------- events
 

@@ -67,6 +67,13 @@ class Config:
     reconnect_max_delay: float = 30.0
     resync_interval: float = 60.0
     action_timeout: float = 10.0
+    # Static mode: the Genesys address the static registrations use, probed with OPTIONS ("" = none).
+    genesys_address: str = ""
+    genesys_port: int = 5060
+    genesys_domain: str = ""
+    genesys_probe_interval: float = 2.0
+    # Static registrations sent again per second when Genesys answers again.
+    reassert_rate: float = 200.0
 
     def describe(self) -> str:
         """One line for the start-up log (no secret)."""
@@ -74,6 +81,12 @@ class Config:
             f"mode={self.mode} ami={self.ami_user}@{self.ami_host}:{self.ami_port} "
             f"kamailio_rpc_url={self.kamailio_rpc_url} listen={self.listen_address}:{self.listen_port} "
             f"poll_interval={self.poll_interval:g}s dns={len(self.dns)}"
+            + (
+                f" genesys={self.genesys_address}:{self.genesys_port} probe={self.genesys_probe_interval:g}s "
+                f"reassert_rate={self.reassert_rate:g}/s"
+                if self.genesys_address
+                else ""
+            )
         )
 
 
@@ -106,6 +119,13 @@ def _seconds(data: Mapping[str, Any], key: str, default: float | None = None) ->
     return float(value)
 
 
+def _rate(data: Mapping[str, Any], key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"'{key}' must be a positive number per second (got {value!r})")
+    return float(value)
+
+
 def parse_config(data: Any) -> Config:
     """A Config from monitor.json's parsed content; ConfigError naming the key when a value is bad."""
     if not isinstance(data, Mapping):
@@ -128,6 +148,9 @@ def parse_config(data: Any) -> Config:
         raise ConfigError(
             f"'reconnect_max_delay' ({maximum:g}) must not be below 'reconnect_initial_delay' ({initial:g})"
         )
+    genesys_address = _string(data, "genesys_address", empty=True) if "genesys_address" in data else ""
+    genesys_port = _port(data, "genesys_port") if "genesys_port" in data else 5060
+    genesys_domain = _string(data, "genesys_domain", empty=True) if "genesys_domain" in data else ""
     return Config(
         mode=mode,
         ami_host=_string(data, "ami_host"),
@@ -143,6 +166,11 @@ def parse_config(data: Any) -> Config:
         reconnect_max_delay=maximum,
         resync_interval=_seconds(data, "resync_interval", 60.0),
         action_timeout=_seconds(data, "action_timeout", 10.0),
+        genesys_address=genesys_address.strip(),
+        genesys_port=genesys_port,
+        genesys_domain=genesys_domain.strip() or genesys_address.strip(),
+        genesys_probe_interval=_seconds(data, "genesys_probe_interval", 2.0),
+        reassert_rate=_rate(data, "reassert_rate", 200.0),
     )
 
 

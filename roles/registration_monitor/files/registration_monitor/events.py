@@ -368,18 +368,23 @@ def contacts_from_show_aors(response: Any) -> dict[str, dict[str, str]]:
     return contacts
 
 
-def registrations_from_show_outbound(response: Any) -> dict[str, str]:
-    """PJSIPShowRegistrationsOutbound -> {dn: status} (DN = the client URI's user)."""
+def _outbound_details(response: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """(DN, OutboundRegistrationDetail) of a PJSIPShowRegistrationsOutbound answer (DN = the client URI's user)."""
     messages = _messages(response)
     _check(messages, "PJSIPShowRegistrationsOutbound")
-    registrations: dict[str, str] = {}
     for message in messages:
-        if event_name(message) != "OutboundRegistrationDetail":
-            continue
-        dn = dn_from_uri(header(message, "ClientUri"))
-        if dn:
-            registrations[dn] = header(message, "Status") or "Unknown"
-    return registrations
+        if event_name(message) == "OutboundRegistrationDetail" and (dn := dn_from_uri(header(message, "ClientUri"))):
+            yield dn, message
+
+
+def registrations_from_show_outbound(response: Any) -> dict[str, str]:
+    """PJSIPShowRegistrationsOutbound -> {dn: status}."""
+    return {dn: header(message, "Status") or "Unknown" for dn, message in _outbound_details(response)}
+
+
+def registration_objects_from_show_outbound(response: Any) -> dict[str, str]:
+    """PJSIPShowRegistrationsOutbound -> {dn: the registration's object name} (for PJSIPRegister)."""
+    return {dn: name for dn, message in _outbound_details(response) if (name := header(message, "ObjectName"))}
 
 
 def snapshot_changes(

@@ -14,6 +14,8 @@ Metric names are stable (dashboards and alerts use them):
   webrtc_monitor_state_synced             1 once the state was rebuilt from AMI actions in this session
   webrtc_monitor_mode{mode}               1 for the active mode, 0 for the other
   webrtc_monitor_kamailio_reachable       kamailio mode only: 1 while Kamailio's JSON-RPC answers
+  webrtc_monitor_genesys_answering        static mode, once probed: 1 while Genesys answers the monitor's
+                                          OPTIONS below 500 (Kamailio mode: Kamailio's log says it)
   webrtc_calls_in_progress{direction}     answered calls between an agent and Genesys not ended yet
                                           (direction: inbound = Genesys -> agent, outbound = agent -> Genesys)
   webrtc_call_attempts_total{direction}   calls seen being set up (once per call)
@@ -104,6 +106,12 @@ class StateCollector(Collector):
                 "webrtc_monitor_kamailio_reachable",
                 "1 while Kamailio's JSON-RPC answers htable.dump",
                 value=bool(state.kamailio_reachable),
+            )
+        if state.mode == "static" and state.genesys_answering is not None:
+            yield GaugeMetricFamily(
+                "webrtc_monitor_genesys_answering",
+                "1 while Genesys answers the monitor's OPTIONS probe below 500",
+                value=state.genesys_answering,
             )
         yield from self.collect_calls()
 

@@ -165,6 +165,8 @@ class MonitorState:
         self.ami_reconnects = 0
         self.synced = False
         self.kamailio_reachable: bool | None = None
+        # static mode: whether Genesys answers the monitor's OPTIONS (None: not probed, or no answer yet)
+        self.genesys_answering: bool | None = None
         self._forwarded_baseline = False
         self._registrations_baseline = False
         self.calls: dict[str, Call] = {}
@@ -428,6 +430,7 @@ class MonitorState:
             "ami_connected": self.ami_connected,
             "synced": self.synced,
             "kamailio_reachable": self.kamailio_reachable,
+            "genesys_answering": self.genesys_answering,
             "counts": self.counts(now).as_dict(),
             "dns": self.per_dn(now),
             "calls": {
