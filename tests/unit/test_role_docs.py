@@ -66,3 +66,37 @@ def test_each_shared_setting_is_declared_once_in_the_gateway_role() -> None:
         assert not undeclared, f"{role.name} uses shared settings the gateway role does not declare: {undeclared}"
     # validate.yml, the checks the switch runs first, covers the same set
     assert set(_specs(ROOT / "roles/gateway")["validate.yml"]["options"]) == declared
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """Reads `!unsafe` values (secrets' defaults) as the plain strings they are."""
+
+
+_SpecLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+def test_each_roles_defaults_and_its_argument_specs_name_the_same_settings() -> None:
+    """Issue 30: every tunable is in defaults/ (an inventory can change it) and in the main entry
+    point's argument spec (checked and documented), and nothing is in one only."""
+    checked = 0
+    for role in sorted((ROOT / "roles").iterdir()):
+        specs_file, defaults_file = role / "meta/argument_specs.yml", role / "defaults/main.yml"
+        if not specs_file.exists():
+            continue
+        options = set(yaml.load(specs_file.read_text(), Loader=_SpecLoader)["argument_specs"]["main"]["options"] or {})
+        defaults_text = defaults_file.read_text() if defaults_file.exists() else ""
+        defaults = set(yaml.load(defaults_text, Loader=_SpecLoader) or {})
+        assert sorted(defaults - options) == [], f"{role.name}: in defaults/main.yml, not in the argument specs"
+        assert sorted(name for name in options - defaults) == [], f"{role.name}: in the argument specs, no default"
+        checked += 1
+    assert checked >= 6
+
+
+def test_no_role_keeps_a_tunable_in_vars() -> None:
+    """vars/main.yml outranks the inventory: only internal names (`_` first) and fixed tables live there."""
+    fixed = {"gateway_project_dirs", "gateway_modes", "gateway_state_is_mode"}
+    for role in sorted((ROOT / "roles").iterdir()):
+        vars_file = role / "vars/main.yml"
+        if vars_file.exists():
+            names = set(yaml.load(vars_file.read_text(), Loader=_SpecLoader) or {})
+            assert sorted(n for n in names if not n.startswith("_") and n not in fixed) == [], role.name
