@@ -10,7 +10,9 @@
 #   pep8, pylint             ruff and mypy (strict) in make lint
 #   yamllint                 yamllint -s in make lint
 #   validate-modules, ansible-doc, import, runtime-metadata, action-plugin-docs
-#                            the collection ships roles and playbooks, no modules or plugins
+#                            no modules; the filter plugins' documentation is read by
+#                            ansible-doc in tests/unit/plugins (offline), their code by ruff,
+#                            mypy (strict) and their unit tests
 #   changelog                antsibull-changelog lint in make lint
 #   pslint                   no PowerShell
 #   (the shellcheck test)    run here directly on every tracked shell script (below), the
