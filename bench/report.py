@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import log, machine, write_json
+from bench.common import log, machine, median, write_json
 
 # What a run records about itself (kept when the summary is rebuilt from the result files).
 RUN_INFO_KEYS = (
@@ -33,6 +33,7 @@ TARGETS = {
     "idempotent": "an idempotent revert.yml in <= 10 s, changed=0",
     "calls": "call set-up p95, kamailio mode <= 1.1x static mode",
     "switch_calls": "no call dropped by a switch",
+    "genesys_outage": "Genesys back (or failed over): every DN bound again within 10 s + N/200 s, both modes",
 }
 
 
@@ -51,6 +52,7 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
     cost = load(out, "switch_cost")
     scale = load(out, "static_scale")
     calls = load(out, "calls")
+    outage = load(out, "genesys_outage")
     setup = calls.get("setup") or {}
     common = tp.get("at_highest_common_rate") or {}
     summary: dict[str, Any] = {
@@ -142,6 +144,18 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         "calls_dropped_by_switch": calls.get("calls_dropped_by_switch"),
         "calls_dropped_by_seed_switch": calls.get("calls_dropped_by_seed_switch"),
         "switch_with_calls_s": calls.get("switch_with_calls_s"),
+        # 7. Genesys outages: seconds to all bound again, each repetition, per mode and scenario
+        "outage_dns": outage.get("dns"),
+        "outage_limit_s": outage.get("limit_s"),
+        "outage_baseline_first_bound_s": outage.get("baseline_first_bound_s"),
+        "outage_all_within_limit": outage.get("all_within_limit"),
+        "outage_slowest_ratio_vs_baseline": outage.get("slowest_ratio_vs_baseline"),
+        "outage": {
+            f"{mode} {scenario}": figures["seconds"]
+            for mode in ("kamailio", "static")
+            for scenario, figures in (outage.get(mode) or {}).items()
+        },
+        "outage_down_s": {"silent": outage.get("silent_s"), "unavailable": outage.get("unavailable_s")},
         # 5. static scale
         "static_scale": {
             str(s["bench_dns"]): {
@@ -170,6 +184,7 @@ def build_summary(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
         TARGETS["switch_calls"]: None
         if summary["calls_dropped_by_switch"] is None
         else summary["calls_dropped_by_switch"] == 0,
+        TARGETS["genesys_outage"]: summary["outage_all_within_limit"],
     }
     # A target is judged only on a measure this run took; the others are named, not guessed.
     summary["targets"] = {name: ok for name, ok in met.items() if ok is not None}
@@ -292,6 +307,31 @@ def markdown(summary: dict[str, Any]) -> str:
         ),
         ("That switch with those calls up (it waits for the last to end)", fmt(s["switch_with_calls_s"], " s")),
     ]
+    scenarios = {
+        "failover": "the preferred Genesys address silent: all bound at the other",
+        "failback": "the preferred address back (bindings forgotten): all bound there again",
+        "silent": f"Genesys silent {fmt((s.get('outage_down_s') or {}).get('silent'), ' s')}, bindings forgotten",
+        "unavailable": f"Genesys answering 503 {fmt((s.get('outage_down_s') or {}).get('unavailable'), ' s')}, "
+        "bindings forgotten",
+    }
+    for name, values in (s.get("outage") or {}).items():
+        mode, scenario = name.split(" ", 1)
+        each = ", ".join(fmt(v) for v in values)
+        rows.append(
+            (
+                f"{mode} mode, {fmt(s['outage_dns'])} DNs, {scenarios.get(scenario, scenario)}: s to all bound "
+                f"(each run; limit {fmt(s['outage_limit_s'], ' s')})",
+                f"{each} (median {fmt(median(values))})",
+            )
+        )
+    if s.get("outage"):
+        rows.append(
+            (
+                "Slowest return / the agents' own first binding (baseline, same run)",
+                f"{fmt(s['outage_slowest_ratio_vs_baseline'])} "
+                f"(baseline {fmt(s['outage_baseline_first_bound_s'], ' s')})",
+            )
+        )
     for size, figures in s["static_scale"].items():
         if figures.get("skipped"):
             rows.append((f"Static mode, {size} bench DNs", f"skipped ({figures['skipped']})"))

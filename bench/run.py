@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.run --mode smoke --out DIR # N=20, M=5, one repetition
     .venv/bin/python -m bench.run --only throughput,websocket --budget-min 20
 
-Order: throughput, websocket, static_scale, switch_gap, switch_cost, calls; then the lab is put back
+Order: throughput, websocket, static_scale, switch_gap, switch_cost, calls, genesys_outage; then the lab is put back
 in kamailio mode with the lab inventory as it is (revert.yml without extra vars).
 """
 
@@ -17,18 +17,19 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lab import restart_standin
 
-from bench import ROOT, calls, static_scale, switch_cost, switch_gap, throughput, websocket
+from bench import ROOT, calls, genesys_outage, static_scale, switch_cost, switch_gap, throughput, websocket
 from bench.common import LAB_USERS, BenchError, Config, Lab, log, preset, write_json
 from bench.report import load
 from bench.report import write as write_report
 from bench.sipp import clear_contacts
 
-BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost", "calls")
+BENCHES = ("throughput", "websocket", "static_scale", "switch_gap", "switch_cost", "calls", "genesys_outage")
 # What a run writes into --out (raw per-run files go under tmp/): a whole run starts by
 # removing them, so the directory only ever holds one invocation's record.
 OUTPUTS = (
@@ -113,17 +114,20 @@ def reserve_after(name: str, selected: list[str], cfg: Config, restore: bool) ->
 
 
 def run_one(name: str, cfg: Config, lab: Lab, reserve: float) -> dict[str, Any]:
-    if name == "throughput":
-        return throughput.run(cfg, lab)
-    if name == "websocket":
-        return websocket.run(cfg, lab)
-    if name == "static_scale":
-        return static_scale.run(cfg, lab, reserve)
-    if name == "switch_gap":
-        return switch_gap.run(cfg, lab)
-    if name == "calls":
-        return calls.run(cfg, lab)
-    return switch_cost.run(cfg, lab, reserve)
+    with_reserve: dict[str, Callable[[Config, Lab, float], dict[str, Any]]] = {
+        "static_scale": static_scale.run,
+        "switch_cost": switch_cost.run,
+    }
+    if name in with_reserve:
+        return with_reserve[name](cfg, lab, reserve)
+    plain: dict[str, Callable[[Config, Lab], dict[str, Any]]] = {
+        "throughput": throughput.run,
+        "websocket": websocket.run,
+        "switch_gap": switch_gap.run,
+        "calls": calls.run,
+        "genesys_outage": genesys_outage.run,
+    }
+    return plain[name](cfg, lab)
 
 
 def restore(lab: Lab) -> None:

@@ -146,3 +146,18 @@ def test_calls_results_are_well_formed(results: Path) -> None:
     levels = calls["capacity"]["levels"]
     assert levels and all(level["with_audio"] <= level["calls"] for level in levels)
     assert calls["max_concurrent_calls_with_audio"] == levels[0]["calls"], levels
+
+
+def test_genesys_outage_results_are_well_formed(results: Path) -> None:
+    """The smoke run: 5 agents, one 503 outage in kamailio mode; the other scenarios are full-run only."""
+    data = load(results, "genesys_outage")
+    assert data["dns"] == 5 and data["limit_s"] == 10 + 5 / 200
+    assert is_number(data["baseline_first_bound_s"]) and data["baseline_first_bound_s"] > 0
+    assert set(data["kamailio"]) == {"unavailable"} and data["static"] == {}
+    figures = data["kamailio"]["unavailable"]
+    assert len(figures["seconds"]) == data["reps"] == 1 and all(is_number(v) for v in figures["seconds"])
+    assert figures["within_limit"] == (max(figures["seconds"]) <= data["limit_s"])
+    assert data["all_within_limit"] == figures["within_limit"]
+    summary = load(results, "summary")
+    assert summary["outage"] == {"kamailio unavailable": figures["seconds"]}
+    assert "kamailio mode, 5 DNs, Genesys answering 503" in (results / "summary.md").read_text()
