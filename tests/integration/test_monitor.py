@@ -116,21 +116,43 @@ def test_standin_down_makes_the_unbound_gauge_one() -> None:
     run_client({DN: DN_PASSWORDS[DN]}, "unregister")
 
 
-def test_monitor_reconnects_after_an_asterisk_restart() -> None:
+def registered_in_state() -> set[str]:
+    """The DNs the monitor's /state shows registered at Asterisk."""
+    with urllib.request.urlopen(f"{MONITOR}/state", timeout=3) as response:
+        per_dn: dict[str, dict[str, bool]] = json.load(response)["dns"]
+    return {dn for dn, flags in per_dn.items() if flags["registered_asterisk"]}
+
+
+def test_monitor_reconnects_after_an_asterisk_restart_and_rebuilds_its_state() -> None:
+    """Asterisk restarts and, before the monitor can see anything, 1003 logs out: the monitor
+    (frozen meanwhile) must rebuild its state from Asterisk after it reconnects. State carried over
+    from before the restart would still show 1003 registered."""
     ensure_mode("kamailio")
-    run_client({DN: DN_PASSWORDS[DN]}, "register")
-    wait_for("1002 registered", lambda: gauge("webrtc_directory_numbers_registered_asterisk") >= 1, timeout=5)
+    users = {dn: DN_PASSWORDS[dn] for dn in ("1002", "1003")}
+    run_client(users, "register")
+    wait_for("1002 and 1003 registered in the monitor", lambda: registered_in_state() >= set(users), timeout=5)
     fault = utc_now()
-    compose("restart", "asterisk")
+
+    def contacts() -> str:  # Asterisk's own list (empty output while it restarts)
+        return compose("exec", "-T", "asterisk", "asterisk", "-rx", "pjsip show contacts", check=False)
+
+    def logged_out() -> bool:
+        run_client({"1003": users["1003"]}, "unregister", check=False)
+        shown = contacts()
+        return "Objects found" in shown and "1003" not in shown
+
+    compose("pause", "registration-monitor")
+    try:
+        compose("restart", "asterisk")
+        wait_for("Asterisk back, 1003 logged out", logged_out, timeout=60, interval=1)
+        assert "1002/" in contacts()  # contacts survive the restart (astdb)
+    finally:
+        compose("unpause", "registration-monitor")
     wait_for(
         "the monitor reconnected", lambda: healthz() == 200 and gauge("webrtc_monitor_ami_connected") == 1, timeout=60
     )
-    # Contacts survive the restart (astdb): the monitor's state must still count 1002.
-    wait_for(
-        "state correct after the restart",
-        lambda: gauge("webrtc_directory_numbers_registered_asterisk") >= 1,
-        timeout=10,
-    )
+    wait_for("state rebuilt from Asterisk", lambda: {"1002", "1003"} & registered_in_state() == {"1002"}, timeout=10)
+    assert gauge("webrtc_directory_numbers_registered_asterisk") == 1
     # The reconnect after this test's own fault, not an earlier one in the container's history.
     log = service_log("registration-monitor", since=fault)
     assert re.search(r"reconnect", log, re.IGNORECASE), log[-2000:]
