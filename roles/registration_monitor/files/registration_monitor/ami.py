@@ -117,10 +117,15 @@ def describe_loss(cause: object) -> str:
 
 
 def _succeeded(answer: object) -> bool:
-    """An AMI action's answer says Success (panoramisk gives a list for multi-message answers)."""
+    """An AMI action's answer says Success (panoramisk gives a list for multi-message answers).
+    PJSIPRegister acknowledges a failure to queue with Success too: its Message says "Failed"."""
     if isinstance(answer, list):
         answer = answer[0] if answer else None
-    return isinstance(answer, Mapping) and header(answer, "Response").lower() == "success"
+    return (
+        isinstance(answer, Mapping)
+        and header(answer, "Response").lower() == "success"
+        and not header(answer, "Message").lower().startswith("failed")
+    )
 
 
 class AmiClient:
