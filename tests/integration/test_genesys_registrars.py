@@ -34,6 +34,8 @@ from lab import (
     held_clients,
     is_forwarded_contact,
     jsonrpc,
+    kamailio_rpc,
+    kamailio_switch_action,
     run_client,
     service_log,
     standin_registrar,
@@ -220,6 +222,28 @@ def test_the_primary_of_two_stops_and_every_dn_is_bound_at_the_other(two_hundred
         f"primary back: bound there again in {returned:.1f} s (< 0.1 s)"
     )
     assert moved <= limit and returned <= limit
+
+
+def test_reasserting_while_the_timer_refreshes_never_stops_kamailio(two_hundred_agents: dict[str, str]) -> None:
+    """A re-assertion (a worker walking the forwarded DNs and waking each in the refresh queue) races
+    the refresh timer (walking the queue, reading each DN's registration) for 20 s, 200 DNs. Each
+    walk holds a lock of its table: had either read the other's table under it, the two could stop
+    each other for good (the genesys_outage benchmark once left Kamailio so, sending nothing).
+    Kamailio keeps answering, and every DN forgotten by Genesys afterwards is bound again."""
+    dns = set(two_hundred_agents)
+    started = utc_now()
+    deadline, walks = time.monotonic() + 20, 0
+    while time.monotonic() < deadline:
+        assert kamailio_switch_action("reassert")["reasserted"] >= len(dns)
+        walks += 1
+        kamailio_rpc("core.uptime")  # answers (an RPC in a stuck process would not)
+    assert walks >= 20, walks
+    for dn in dns:  # Genesys forgets them: only Kamailio's timer can bind them again
+        standin_rpc("ul.rm", "location", dn)
+    kamailio_switch_action("reassert")
+    limit = 10 + len(dns) / 200
+    wait_for(f"all {len(dns)} DNs bound again", lambda: bound_dns() >= dns, timeout=limit, interval=SAMPLE_S)
+    assert error_lines(service_log("kamailio", started)) == []
 
 
 @pytest.mark.parametrize(("state", "down_s"), [(1, 30), (2, 10)], ids=["silent-30s", "503-10s"])

@@ -5,8 +5,8 @@ handshake (a killed process, a lost network): nginx then closes the upstream TCP
 core forgets it before any module hears of it (``tcp_main.c`` emits ``tcp:closed`` after unhashing
 the connection), and the WebSocket record lingers until the keep-alive timer finds its TCP
 connection gone. Every way the module has to drop that record logs at error level; with PING
-keep-alives it is the pair below, from one process, about ``keepalive_timeout`` after the client
-left. The pair is accepted only whole: the ERROR line without the WARNING just before it in the
+keep-alives it is one of the pairs below, from one process, about ``keepalive_timeout`` after the
+client left. A pair is accepted only whole: the ERROR line without the WARNING just before it in the
 same process fails like any other (a keep-alive that could not be sent on a live connection).
 """
 
@@ -19,10 +19,20 @@ from typing import Final
 ERROR_MARKERS: Final = ("ERROR", "CRITICAL", "ALERT", "[error]", "[crit]", "[alert]", "[emerg]")
 
 _KAMAILIO_LINE: Final = re.compile(r"\b\d+\((?P<pid>\d+)\) (?P<level>[A-Z]+): (?P<rest>.*)$")
-_PEER_GONE_WARNING: Final = re.compile(
-    r"^WARNING: websocket \[ws_frame\.c:\d+\]: encode_and_send_ws_frame\(\): TCP/TLS connection get failed$"
+# (the WARNING just before, the ERROR): the keep-alive found the TCP connection gone when it
+# pinged, or when it gave up waiting for the pong of an earlier ping.
+_PEER_GONE_PAIRS: Final = (
+    (
+        re.compile(
+            r"^WARNING: websocket \[ws_frame\.c:\d+\]: encode_and_send_ws_frame\(\): TCP/TLS connection get failed$"
+        ),
+        re.compile(r"^ERROR: websocket \[ws_frame\.c:\d+\]: ping_pong\(\): sending keepalive$"),
+    ),
+    (
+        re.compile(r"^WARNING: websocket \[ws_frame\.c:\d+\]: ws_keepalive\(\): forcibly closing connection$"),
+        re.compile(r"^ERROR: websocket \[ws_conn\.c:\d+\]: wsconn_close_now\(\): getting TCP/TLS connection$"),
+    ),
 )
-_PEER_GONE_ERROR: Final = re.compile(r"websocket \[ws_frame\.c:\d+\]: ping_pong\(\): sending keepalive$")
 
 
 def _is_error(line: str) -> bool:
@@ -40,10 +50,10 @@ def error_lines(text: str) -> list[str]:
             if _is_error(line):
                 found.append(line)
             continue
-        pid, level, rest = parsed["pid"], parsed["level"], parsed["rest"].rstrip()
+        pid, this = parsed["pid"], f"{parsed['level']}: {parsed['rest'].rstrip()}"
         before = previous_by_pid.get(pid, "")
-        previous_by_pid[pid] = f"{level}: {rest}"
-        if level == "ERROR" and _PEER_GONE_ERROR.search(rest) and _PEER_GONE_WARNING.search(before):
+        previous_by_pid[pid] = this
+        if any(error.match(this) and warning.match(before) for warning, error in _PEER_GONE_PAIRS):
             continue
         if _is_error(line):
             found.append(line)

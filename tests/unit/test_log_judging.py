@@ -42,3 +42,11 @@ def test_the_keepalive_error_alone_fails() -> None:
 def test_an_accepted_pair_does_not_hide_the_next_error() -> None:
     again = " 8(18) ERROR: websocket [ws_frame.c:770]: ping_pong(): sending keepalive"
     assert error_lines(f"{_WARNING}\n{_ERROR}\n{again}") == [again]
+
+
+def test_the_forcibly_closed_pair_is_accepted_whole_only() -> None:
+    warning = " 8(18) WARNING: websocket [ws_frame.c:818]: ws_keepalive(): forcibly closing connection"
+    error = " 8(18) ERROR: websocket [ws_conn.c:392]: wsconn_close_now(): getting TCP/TLS connection"
+    assert error_lines(f"{warning}\n{error}\n{warning}\n{error}") == []
+    assert error_lines(error) == [error]
+    assert error_lines(f"{_WARNING}\n{error}") == [error]  # the other pair's warning does not excuse it
