@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(filter(None, args.only.split(","))) - set(BENCHES)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    # The tree as it was measured: read before the run writes its own result files into it.
+    measured = commit_info()
     start_record(cfg.out, whole=not args.only)
     started = time.monotonic()
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         "run_seconds": round(time.monotonic() - started, 1),
         "playbook_runs": len(lab.runs),
-        **commit_info(),
+        **measured,
     }
     write_report(cfg.out, run_info(load(cfg.out, "summary"), invocation, cfg.mode, bool(args.only)))
     return 130 if interrupted else (1 if errors else 0)
