@@ -24,7 +24,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lab import GENESYS_B, STANDIN_B_RPC, STANDIN_RPC, genesys_bindings, held_clients, jsonrpc, run_client
+from lab import (
+    GENESYS_B,
+    STANDIN_B_RPC,
+    STANDIN_RPC,
+    genesys_bindings,
+    held_clients,
+    run_client,
+    standin_forget,
+    standin_state,
+)
 
 from bench.common import BenchError, Config, Lab, bench_users, log, median
 
@@ -32,22 +41,15 @@ SAMPLE_S = 0.1
 SILENT, UNAVAILABLE, UP = 1, 2, 0
 
 
-def standin(method: str, *params: Any, rpc: str = STANDIN_RPC) -> None:
-    reply = jsonrpc(rpc, method, *params)
-    if "error" in reply:
-        raise BenchError(f"stand-in {method}: {reply['error']}")
-
-
 def set_state(state: int, *rpcs: str) -> None:
     for rpc in rpcs:
-        standin("htable.seti", "standin", "state", state, rpc=rpc)
+        standin_state(state, rpc)
 
 
 def wipe(dns: set[str], *rpcs: str) -> None:
     """The registrar forgets every binding of these DNs (a restart)."""
     for rpc in rpcs:
-        for dn in dns:
-            standin("ul.rm", "location", dn, rpc=rpc)
+        standin_forget(dns, rpc)
 
 
 def bound(rpc: str, static: bool) -> set[str]:

@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from lab import (
     DN_PASSWORDS,
     LAB_VARS,
-    STANDIN_RPC,
     ensure_mode,
     error_lines,
     genesys_bindings,
     is_static_contact,
-    jsonrpc,
     service_log,
+    standin_forget,
+    standin_state,
     utc_now,
     wait_for,
 )
 
 STATIC_DNS = {**DN_PASSWORDS, **{str(3000 + i): f"lab-{3000 + i}-secret" for i in range(198)}}
 SAMPLE_S = 0.1
-
-
-def standin_rpc(method: str, *params: Any) -> None:
-    reply = jsonrpc(STANDIN_RPC, method, *params)
-    assert "error" not in reply, reply
 
 
 def statically_bound() -> set[str]:
@@ -51,7 +45,7 @@ def two_hundred_static_dns() -> Iterator[set[str]]:
         wait_for("200 static registrations bound", lambda: statically_bound() >= set(STATIC_DNS), timeout=60)
         yield set(STATIC_DNS)
     finally:
-        standin_rpc("htable.seti", "standin", "state", 0)
+        standin_state(0)
         ensure_mode("kamailio", {"webrtc_dns": LAB_VARS["webrtc_dns"]})
 
 
@@ -63,14 +57,13 @@ def test_static_registrations_are_bound_again_when_genesys_comes_back(
     static DN is bound again within 10 s + N/200 s, no refresh due, no agent doing anything."""
     dns = two_hundred_static_dns
     started = utc_now()
-    standin_rpc("htable.seti", "standin", "state", state)
+    standin_state(state)
     try:
-        for dn in dns:  # a restarted registrar
-            standin_rpc("ul.rm", "location", dn)
+        standin_forget(dns)  # a restarted registrar
         time.sleep(down_s)
         assert not statically_bound() & dns  # no refresh was due: left alone, they stay unbound
     finally:
-        standin_rpc("htable.seti", "standin", "state", 0)
+        standin_state(0)
     back = time.monotonic()
     limit = 10 + len(dns) / 200
     wait_for(f"all {len(dns)} DNs bound again", lambda: statically_bound() >= dns, timeout=limit, interval=SAMPLE_S)

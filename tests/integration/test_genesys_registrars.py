@@ -33,12 +33,13 @@ from lab import (
     genesys_bindings,
     held_clients,
     is_forwarded_contact,
-    jsonrpc,
     kamailio_rpc,
     kamailio_switch_action,
     run_client,
     service_log,
     standin_registrar,
+    standin_rpc,
+    standin_state,
     utc_now,
     wait_for,
 )
@@ -49,17 +50,6 @@ USERS = {DN: DN_PASSWORDS[DN]}
 AGENT_EXPIRES = 300
 GRANT = 12  # the stand-in grants at most this (lab_genesys_max_expires), far less than asked
 SAMPLE_S = 0.1
-
-
-def standin_rpc(method: str, *params: Any, rpc: str = STANDIN_RPC) -> Any:
-    reply = jsonrpc(rpc, method, *params)
-    assert "error" not in reply, reply
-    return reply.get("result")
-
-
-def standin_state(state: int, rpc: str = STANDIN_RPC) -> None:
-    """0 up, 1 silent (no answer at all), 2 unavailable (503 to everything): at run time."""
-    standin_rpc("htable.seti", "standin", "state", state, rpc=rpc)
 
 
 def bound_dns(rpc: str = STANDIN_RPC) -> set[str]:

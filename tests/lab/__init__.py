@@ -149,6 +149,24 @@ def jsonrpc(url: str, method: str, *params: Any) -> dict[str, Any]:
     return reply
 
 
+def standin_rpc(method: str, *params: Any, rpc: str = STANDIN_RPC) -> Any:
+    """One JSON-RPC call to a Genesys stand-in (the first by default); an error answer fails."""
+    reply = jsonrpc(rpc, method, *params)
+    assert "error" not in reply, reply
+    return reply.get("result")
+
+
+def standin_state(state: int, rpc: str = STANDIN_RPC) -> None:
+    """0 up, 1 silent (no answer at all), 2 unavailable (503 to everything): at run time."""
+    standin_rpc("htable.seti", "standin", "state", state, rpc=rpc)
+
+
+def standin_forget(dns: set[str], rpc: str = STANDIN_RPC) -> None:
+    """The stand-in forgets every binding of these DNs (a restarted registrar)."""
+    for dn in dns:
+        standin_rpc("ul.rm", "location", dn, rpc=rpc)
+
+
 def kamailio_rpc(method: str, *params: Any) -> Any:
     return jsonrpc(KAMAILIO_RPC, method, *params).get("result")
 

@@ -47,11 +47,7 @@ def options_request(
 
 def parse_answer(datagram: bytes) -> tuple[str, int] | None:
     """(Call-ID, status code) of a SIP response; None for anything else."""
-    try:
-        text = datagram.decode("utf-8", "replace")
-    except ValueError:  # pragma: no cover - "replace" never raises
-        return None
-    head, _, _ = text.partition("\r\n\r\n")
+    head, _, _ = datagram.decode("utf-8", "replace").partition("\r\n\r\n")
     lines = head.split("\r\n")
     status = lines[0].split(" ", 2)
     if len(status) < 2 or status[0] != "SIP/2.0" or not status[1].isdigit():
