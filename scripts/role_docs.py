@@ -75,7 +75,7 @@ def rows(role: str, options: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-_SHARED = re.compile(r"\bwebrtc_[a-z_]+\b")
+_SHARED = re.compile(r"(?<![.\w])webrtc_[a-z_]+\b")  # not the collection name in an FQCN (gcti.webrtc_genesys.x)
 _PLAY_LEVEL = {"webrtc_switch_serial", "webrtc_switch_max_fail_percentage", "webrtc_unbound_dns"}
 
 
