@@ -61,8 +61,26 @@ def summarise(
             name: {"seconds": r["seconds"], "changed": r["changed"], "ok": r["changed"] == 0 and r["returncode"] == 0}
             for name, r in idempotent.items()
         },
+        "steps_median": {name: steps_median(runs) for name, runs in ours.items()},
         "ours": ours,
         "seed": seed,
+    }
+
+
+def steps_median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per step (profile_tasks, bench.common.parse_steps), the median seconds over the runs that
+    have it; and the median count and seconds of the shorter tasks."""
+    profiles = [r.get("profile") or {} for r in runs]
+    names = sorted({name for p in profiles for name in p.get("steps", {})})
+    steps = {name: median([p["steps"][name] for p in profiles if name in p.get("steps", {})]) for name in names}
+    other = [p["other_tasks"] for p in profiles if "other_tasks" in p]
+    return {
+        "steps": dict(sorted(steps.items(), key=lambda item: -(item[1] or 0))),
+        "other_tasks": {
+            "count": median([o["count"] for o in other]),
+            "seconds": median([o["seconds"] for o in other]),
+        },
+        "runs": len(profiles),
     }
 
 

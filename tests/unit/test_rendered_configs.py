@@ -78,13 +78,18 @@ def test_one_template_per_config_for_both_modes() -> None:
 
 
 def test_asterisk_render_entry_point_lists_every_template_once() -> None:
-    """render.yml (the switch's quick check) and main.yml share one list: none is left out."""
+    """render.yml (the switch's quick check), main.yml's install and the backup share one list:
+    none is left out, and each names a mode and the handler topic a change of it needs."""
     variables = lab_variables("static")
-    listed = evaluate("{{ _asterisk_templates.keys() | list }}", variables)
-    startup = evaluate("{{ _asterisk_startup_templates }}", variables)
+    listed = evaluate("{{ _asterisk_templates }}", variables)
+    handlers = yaml.safe_load((ROLES / "asterisk" / "handlers" / "main.yml").read_text())
+    topics = {h["listen"] for h in handlers}
     templates = sorted(path.name.removesuffix(".j2") for path in (ROLES / "asterisk" / "templates").glob("*.j2"))
     assert sorted(listed) == templates
-    assert set(startup) <= set(listed)
+    for name, spec in listed.items():
+        assert spec["mode"] in ("0644", "0640"), name
+        assert spec["notify"] in topics, name
+    assert {n for n, s in listed.items() if s.get("secret")} == {"manager_secrets.conf", "pjsip_secrets.conf"}
 
 
 @modes

@@ -6,14 +6,13 @@ against the lab's real compose project."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..docs import ansible_doc
 
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / ".venv/collections"))
@@ -207,16 +206,7 @@ def test_a_docker_failure_names_the_command() -> None:
 
 
 def test_ansible_doc_shows_the_module() -> None:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv/collections")}
-    shown = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-doc"), "--json", "gcti.webrtc_genesys.gateway_service"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=ROOT,
-    )
-    doc = json.loads(shown.stdout)["gcti.webrtc_genesys.gateway_service"]
+    doc = ansible_doc("gateway_service")
     assert set(doc["doc"]["options"]) == set(ARGUMENT_SPEC)
     for name, spec in ARGUMENT_SPEC.items():
         assert doc["doc"]["options"][name]["type"] == spec["type"], name
