@@ -61,8 +61,9 @@ class Compose:
         return [self.docker, "compose", "--project-directory", self.project_dir, *args]
 
     def running(self) -> dict[str, str]:
-        """The project's running services: {service: container id}, found by the directory compose
-        labelled them with."""
+        """The project's services that run or are being restarted by their restart policy (a
+        daemon that exits at start: it must be stopped like a running one), {service: container
+        id}, found by the directory compose labelled them with."""
         labels = "\t".join('{{.Label "' + label + '"}}' for label in (SERVICE_LABEL, DIRECTORY_LABEL))
         out = self._checked(
             [
@@ -73,6 +74,8 @@ class Compose:
                 f"label={DIRECTORY_LABEL}",
                 "--filter",
                 "status=running",
+                "--filter",
+                "status=restarting",
                 "--format",
                 "{{.ID}}\t" + labels,
             ]

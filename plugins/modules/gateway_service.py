@@ -117,7 +117,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 running:
-  description: The project's services that were running before the module acted, as {service, container id}.
+  description:
+    - The project's services that were running (or being restarted by their restart policy) before the module
+      acted, as {service, container id}.
   returned: always
   type: dict
   sample: {asterisk: 3f2a..., nginx: 9c1b...}

@@ -73,7 +73,8 @@ _DIRECTORY_LABEL = "com.docker.compose.project.working_dir"
 
 
 def running_containers(project: Path) -> dict[str, str]:
-    """The project's running services, {service: container id}."""
+    """The project's services that run or that their restart policy keeps restarting (a daemon
+    exiting at start is not "stopped": static mode wants Kamailio stopped), {service: container id}."""
     labels = "\t".join('{{.Label "' + label + '"}}' for label in (_SERVICE_LABEL, _DIRECTORY_LABEL))
     result = docker(
         "ps",
@@ -82,6 +83,8 @@ def running_containers(project: Path) -> dict[str, str]:
         f"label={_DIRECTORY_LABEL}",
         "--filter",
         "status=running",
+        "--filter",
+        "status=restarting",
         "--format",
         "{{.ID}}\t" + labels,
     )

@@ -83,6 +83,15 @@ def test_only_the_projects_running_containers_are_taken() -> None:
     assert parse_running(out, PROJECT) == {"asterisk": "a1", "nginx": "d4"}
 
 
+def test_a_container_its_restart_policy_keeps_restarting_counts_as_up() -> None:
+    """A Kamailio that cannot bind its port loops in "restarting": a stop must still stop it."""
+    docker = Docker({"kamailio": "k1"})
+    result = act(compose(docker), params(services=["kamailio"], state="stopped"), False)
+    [ps] = [c for c in docker.calls if c[1] == "ps"]
+    assert "status=running" in ps and "status=restarting" in ps
+    assert result["acted"] == ["kamailio"]
+
+
 def test_a_command_runs_in_the_running_container_by_its_id() -> None:
     docker = Docker({"asterisk": "a1"})
     result = act(compose(docker), params(services=["asterisk"], state="exec", argv=["asterisk", "-rx", "x y"]), False)
