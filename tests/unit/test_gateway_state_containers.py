@@ -4,6 +4,7 @@ Asterisk, or a container without compose labels, is never asked."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,13 @@ def test_no_asterisk_no_question(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setattr(gateway_state, "docker", fake_docker(f"d4\tnginx\t{tmp_path}\n", calls))
     assert gateway_state.asterisk_cli(tmp_path, "core show channels concise") == ""
     assert [c[0] for c in calls] == ["ps"]
+
+
+def test_a_websocket_listener_is_told_from_a_closed_port() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.98", 0))
+        listener.listen()
+        address = f"127.0.0.98:{listener.getsockname()[1]}"
+        assert gateway_state.listening(address)
+    assert not gateway_state.listening(address)  # closed now: refused
+    assert not gateway_state.listening("not-an-address")

@@ -94,7 +94,7 @@ def test_each_roles_defaults_and_its_argument_specs_name_the_same_settings() -> 
 
 def test_no_role_keeps_a_tunable_in_vars() -> None:
     """vars/main.yml outranks the inventory: only internal names (`_` first) and fixed tables live there."""
-    fixed = {"gateway_project_dirs", "gateway_modes", "gateway_state_is_mode"}
+    fixed = {"gateway_project_dirs", "gateway_modes"}
     for role in sorted((ROOT / "roles").iterdir()):
         vars_file = role / "vars/main.yml"
         if vars_file.exists():

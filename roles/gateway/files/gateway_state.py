@@ -179,6 +179,16 @@ def kamailio_rpc(rpc_url: str, method: str, *params: Any) -> Any:
     return reply.get("result") if isinstance(reply, dict) else None
 
 
+def listening(address: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP listener at "host:port" accepts a connection (closed at once)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def kamailio_forwarded(rpc_url: str) -> dict[str, dict[str, Any]] | None:
     result = kamailio_rpc(rpc_url, "htable.dump", "fwdres")
     return None if result is None else parse_htable_dump(result)
@@ -358,7 +368,7 @@ def drain(path: OldPath, wait: float, force: bool, interval: float = 0.5) -> dic
         time.sleep(interval)
 
 
-def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
+def state(project: Path, rpc_url: str, prefix: str, kamailio_ws: str | None = None) -> dict[str, Any]:
     containers = running_containers(project)
     services = {name: name in containers for name in _SERVICES}
     mode_file = project / "mode"
@@ -373,11 +383,13 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         if services["kamailio"]:
             forwarded_asked = pool.submit(kamailio_forwarded, rpc_url)
             listed_asked = pool.submit(kamailio_listed, rpc_url)
+            ws_asked = pool.submit(listening, kamailio_ws) if kamailio_ws else None
         if services["asterisk"]:
             asterisk["contacts"] = parse_contacts(contacts.result())
             asterisk["registrations"] = parse_registrations(registrations.result(), prefix)
         forwarded = forwarded_asked.result() if services["kamailio"] else None
         listed = listed_asked.result() if services["kamailio"] else {}
+        ws_listening = ws_asked.result() if services["kamailio"] and ws_asked is not None else None
         calls = calls_asked.result() if services["asterisk"] else {}
     now = time.time()
     bound_static = sorted(dn for dn, reg in asterisk["registrations"].items() if reg["status"] == "Registered")
@@ -388,7 +400,13 @@ def state(project: Path, rpc_url: str, prefix: str) -> dict[str, Any]:
         "mode": mode_file.read_text().strip() if mode_file.exists() else None,
         "services": services,
         "asterisk": asterisk,
-        "kamailio": {"reachable": forwarded is not None, "forwarded": forwarded or {}, "listed": listed},
+        "kamailio": {
+            "reachable": forwarded is not None,
+            "forwarded": forwarded or {},
+            "listed": listed,
+            # with --kamailio-ws: whether its WebSocket listener accepts connections (null: not asked)
+            **({"ws_listening": bool(ws_listening)} if kamailio_ws else {}),
+        },
     }
 
 
@@ -401,12 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-wait", type=float, default=1800, help="longest wait for a call to end (seconds)")
     parser.add_argument("--force", action="store_true", help="close every connection now, calls included")
     parser.add_argument("--asterisk-ws", default="127.0.0.1:8088", help="Asterisk's WebSocket address:port")
+    parser.add_argument(
+        "--kamailio-ws", help="Kamailio's WebSocket address:port: report whether it accepts connections"
+    )
     args = parser.parse_args(argv)
     if args.drain_from:
         path = OldPath(args.project, args.rpc, args.drain_from, args.asterisk_ws)
         result = drain(path, args.drain_wait, args.force)
     else:
-        result = state(args.project, args.rpc, args.registration_prefix)
+        result = state(args.project, args.rpc, args.registration_prefix, args.kamailio_ws)
     json.dump(result, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
