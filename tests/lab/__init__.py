@@ -171,13 +171,17 @@ def kamailio_rpc(method: str, *params: Any) -> Any:
     return jsonrpc(KAMAILIO_RPC, method, *params).get("result")
 
 
-def kamailio_switch_action(action: str, dn: str | None = None) -> dict[str, Any]:
-    """Call one of Kamailio's switch actions (/forwarded/reassert, /forwarded/unregister, or
-    /forwarded/clear for one DN); its JSON answer, e.g. {"reasserted": <DNs sent a REGISTER>}."""
+def kamailio_switch_action(action: str, dn: str | None = None, body: str | None = None) -> dict[str, Any]:
+    """Call one of Kamailio's switch actions (/forwarded/reassert, /forwarded/unregister,
+    /forwarded/clear for one DN, or with `body` a POST such as /forwarded/clear of a list of DNs);
+    its JSON answer, e.g. {"reasserted": <DNs sent a REGISTER>}."""
     base = KAMAILIO_RPC.rsplit("/RPC", 1)[0]
     url = f"{base}/forwarded/{action}" + (f"?dn={dn}" if dn else "")
     assert_loopback(url.split("//", 1)[1].split(":", 1)[0])
-    with urllib.request.urlopen(url, timeout=30) as response:
+    request = urllib.request.Request(
+        url, data=body.encode() if body is not None else None, headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         answer: dict[str, Any] = json.load(response)
     return answer
 
