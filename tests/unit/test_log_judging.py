@@ -29,6 +29,12 @@ def test_the_peer_gone_pair_from_one_process_is_accepted() -> None:
     assert error_lines(f"kamailio-1  | \x1b[2K{_WARNING}\nkamailio-1  | \x1b[2K{_ERROR}") == []
 
 
+def test_the_keepalive_on_a_closing_connection_is_accepted_as_a_pair() -> None:
+    closing = " 8(18) WARNING: websocket [ws_frame.c:153]: encode_and_send_ws_frame(): sending on closing connection"
+    assert error_lines("\n".join([closing, _ERROR] * 5)) == []  # once a second until the record goes
+    assert error_lines(f"{closing}\n{closing}\n{_ERROR}\n{_ERROR}") == [_ERROR]  # whole pairs only
+
+
 def test_the_keepalive_error_alone_fails() -> None:
     assert error_lines(_ERROR) == [_ERROR]
     # the warning came from another process: the keep-alive failed on a connection it had
