@@ -29,8 +29,9 @@ def test_only_this_projects_running_containers_count(monkeypatch: pytest.MonkeyP
     ps = f"a1\tasterisk\t{tmp_path}\nb2\tasterisk\t/opt/another\nc3\t\t{tmp_path}\nd4\tnginx\t{tmp_path}/\n"
     calls: list[tuple[str, ...]] = []
     monkeypatch.setattr(gateway_state, "docker", fake_docker(ps, calls))
-    assert gateway_state.running_containers(tmp_path) == {"asterisk": "a1", "nginx": "d4"}
-    assert gateway_state.running_services(tmp_path) == {
+    containers = gateway_state.running_containers(tmp_path)
+    assert containers == {"asterisk": "a1", "nginx": "d4"}
+    assert gateway_state.service_flags(containers) == {
         "nginx": True,
         "kamailio": False,
         "asterisk": True,

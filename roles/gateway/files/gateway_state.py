@@ -97,9 +97,9 @@ def running_containers(project: Path) -> dict[str, str]:
     return found
 
 
-def running_services(project: Path) -> dict[str, bool]:
-    up = running_containers(project)
-    return {name: name in up for name in _SERVICES}
+def service_flags(containers: dict[str, str]) -> dict[str, bool]:
+    """Every gateway service, up or not, from running_containers()."""
+    return {name: name in containers for name in _SERVICES}
 
 
 def asterisk_cli(project: Path, command: str, container: str | None = None) -> str:
@@ -370,7 +370,7 @@ def drain(path: OldPath, wait: float, force: bool, interval: float = 0.5) -> dic
 
 def state(project: Path, rpc_url: str, prefix: str, kamailio_ws: str | None = None) -> dict[str, Any]:
     containers = running_containers(project)
-    services = {name: name in containers for name in _SERVICES}
+    services = service_flags(containers)
     mode_file = project / "mode"
     asterisk: dict[str, Any] = {"contacts": {}, "registrations": {}}
     # The daemons are asked at the same time: a switch polls this while it waits.
